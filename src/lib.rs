@@ -16,8 +16,11 @@
 //! [`config`] builds all of this once from `routes.toml`; [`metrics`] counts every stage.
 
 pub mod config;
+pub mod metrics;
+pub mod outbox;
 pub mod dispatch;
 pub mod event;
+pub mod ingress;
 pub mod route;
 pub mod secret;
 pub mod verify;

@@ -1,0 +1,322 @@
+//! Stage 5, outbox: the durable store of events and their deliveries.
+//!
+//! Invariants:
+//! - An event and one delivery per target are committed in one transaction, and the sender's 2xx
+//!   follows that commit ([`Store::ingest`]).
+//! - An event id is stored once; a repeat is reported as [`Ingested::Duplicate`] and stores nothing.
+//! - A delivery is claimed with a lease that is committed before the outbound call; the outcome
+//!   is recorded in a later transaction. No transaction is held across a network call.
+//! - Times are unix milliseconds (`*_ms`).
+
+mod sqlite;
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::metrics::Metrics;
+use crate::verify::Scheme;
+
+pub use sqlite::SqliteStore;
+
+/// Errors the store reports. The ingress maps any of them to 503 (the sender retries).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("the store is shutting down")]
+    Closed,
+    #[error("unsupported store url (expected sqlite://… or postgres://…)")]
+    UnsupportedUrl,
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// A group-committed transaction failed; every operation in it gets this.
+    #[error("transaction failed: {0}")]
+    Transaction(String),
+}
+
+/// A verified, parsed event ready to be stored with its deliveries.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub endpoint: String,
+    pub event_id: String,
+    pub scheme: Scheme,
+    pub name: String,
+    pub model: Option<String>,
+    pub body: Bytes,
+    pub received_at_ms: i64,
+    /// One delivery is created per target (already de-duplicated by the router).
+    pub targets: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingested {
+    Accepted,
+    Duplicate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Dead,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeliveryStatus> {
+        match s {
+            "pending" => Some(DeliveryStatus::Pending),
+            "delivered" => Some(DeliveryStatus::Delivered),
+            "dead" => Some(DeliveryStatus::Dead),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for DeliveryStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredEvent {
+    pub event_id: String,
+    pub endpoint: String,
+    pub scheme: Scheme,
+    pub name: String,
+    pub model: Option<String>,
+    #[serde(skip)]
+    pub body: Bytes,
+    pub received_at_ms: i64,
+}
+
+/// A delivery claimed for one attempt; its lease is already committed.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub delivery_id: i64,
+    pub target: String,
+    /// Attempts made before this one (in the current cycle; a replay starts a new cycle).
+    pub attempts: u32,
+    /// When the current cycle began (creation or last replay): `max_age` counts from here.
+    pub cycle_started_at_ms: i64,
+    pub event: Arc<StoredEvent>,
+}
+
+/// What became of one attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptResult {
+    Delivered,
+    Retry { next_attempt_at_ms: i64 },
+    Dead,
+}
+
+impl AttemptResult {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AttemptResult::Delivered => "delivered",
+            AttemptResult::Retry { .. } => "retry",
+            AttemptResult::Dead => "dead",
+        }
+    }
+}
+
+/// One attempt to record.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub delivery_id: i64,
+    /// 1-based number of this attempt in the current cycle.
+    pub attempt: u32,
+    pub started_at_ms: i64,
+    pub duration_ms: i64,
+    pub status_code: Option<u16>,
+    pub result: AttemptResult,
+    /// Short reason (`http 503`, `timeout`, `http 404: channel_not_found`); never a secret.
+    pub reason: Option<String>,
+}
+
+/// A delivery as listed by the admin API and the CLI.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub event_id: String,
+    pub endpoint: String,
+    pub event: String,
+    pub model: Option<String>,
+    pub target: String,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    pub next_attempt_at_ms: i64,
+    pub last_error: Option<String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// One recorded attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRow {
+    pub delivery_id: i64,
+    pub attempt: u32,
+    pub started_at_ms: i64,
+    pub duration_ms: i64,
+    pub status_code: Option<u16>,
+    pub result: String,
+    pub reason: Option<String>,
+}
+
+/// Which deliveries to list.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub status: Option<DeliveryStatus>,
+    pub target: Option<String>,
+    pub limit: u32,
+}
+
+/// Which deliveries to put back in the queue.
+#[derive(Debug, Clone)]
+pub enum ReplaySelector {
+    Ids(Vec<i64>),
+    /// Every delivery with this status (dead or delivered), optionally for one target.
+    Status {
+        status: DeliveryStatus,
+        target: Option<String>,
+    },
+}
+
+/// Per-target queue depth, for the gauges.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TargetCounts {
+    pub target: String,
+    pub pending: i64,
+    pub dead: i64,
+}
+
+/// The configured store. An enum rather than a trait object: the set of back-ends is closed and
+/// this keeps the hot path free of boxing.
+#[derive(Clone)]
+pub enum Store {
+    Sqlite(SqliteStore),
+}
+
+impl Store {
+    /// Open (and create or migrate) the store named by `url`.
+    pub async fn open(url: &str, metrics: Arc<Metrics>) -> Result<Store, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Store::Sqlite(SqliteStore::open(url, metrics).await?))
+        } else {
+            Err(StoreError::UnsupportedUrl)
+        }
+    }
+
+    /// Store an event and its deliveries durably (group-committed with concurrent callers).
+    pub async fn ingest(&self, event: NewEvent) -> Result<Ingested, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.ingest(event).await,
+        }
+    }
+
+    /// Claim up to `limit` due deliveries of `target`, leasing them until `lease_until_ms`.
+    pub async fn claim(
+        &self,
+        target: &str,
+        limit: u32,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.claim(target, limit, now_ms, lease_until_ms).await,
+        }
+    }
+
+    /// Record the outcome of one attempt (complete, reschedule or dead-letter) and release it.
+    pub async fn record(&self, record: AttemptRecord, now_ms: i64) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.record(record, now_ms).await,
+        }
+    }
+
+    /// Release every lease (start-up of the only process using an embedded store).
+    pub async fn release_leases(&self) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.release_leases().await,
+        }
+    }
+
+    /// Put deliveries back in the queue, due now, with a fresh attempt budget.
+    pub async fn replay(&self, sel: ReplaySelector, now_ms: i64) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.replay(sel, now_ms).await,
+        }
+    }
+
+    /// Delete events received before `cutoff_ms` that have nothing left to deliver.
+    pub async fn prune(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.prune(cutoff_ms).await,
+        }
+    }
+
+    /// The earliest `next_attempt_at_ms` of a pending, unleased delivery.
+    pub async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.next_due_ms().await,
+        }
+    }
+
+    pub async fn list_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+    ) -> Result<Vec<DeliveryRow>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.list_deliveries(filter).await,
+        }
+    }
+
+    /// An event with its deliveries and their attempts.
+    pub async fn get_event(
+        &self,
+        event_id: &str,
+    ) -> Result<Option<(StoredEvent, Vec<DeliveryRow>, Vec<AttemptRow>)>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.get_event(event_id).await,
+        }
+    }
+
+    pub async fn count_events(&self) -> Result<i64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.count_events().await,
+        }
+    }
+
+    pub async fn target_counts(&self) -> Result<Vec<TargetCounts>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.target_counts().await,
+        }
+    }
+
+    /// A cheap round trip, for `/readyz`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.ping().await,
+        }
+    }
+
+    /// Finish queued writes and close.
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(s) => s.close().await,
+        }
+    }
+}

@@ -1,0 +1,746 @@
+//! The embedded store: SQLite in WAL mode with `synchronous=FULL` (every commit is fsync'd).
+//!
+//! All writes go through one writer task that owns the only writing connection. It takes every
+//! operation queued while the previous commit was in flight and runs them in one transaction:
+//! concurrent requests share one fsync (group commit), so durable throughput is not capped at
+//! the disk's fsync rate. Replies are sent only after the commit returns. Reads use a small
+//! separate pool (WAL lets them run beside the writer).
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite};
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::{
+    AttemptRecord, AttemptResult, AttemptRow, Claimed, DeliveryFilter, DeliveryRow,
+    DeliveryStatus, Ingested, NewEvent, ReplaySelector, StoreError, StoredEvent, TargetCounts,
+};
+use crate::metrics::Metrics;
+use crate::verify::Scheme;
+
+/// Most operations one transaction takes. Bounds the statement size and the latency a request
+/// can be made to wait for others.
+const MAX_BATCH: usize = 256;
+/// Rows per multi-row INSERT, far below SQLite's bound-parameter limit.
+const ROWS_PER_INSERT: usize = 500;
+/// Queue depth in front of the writer: beyond it, requests wait (back-pressure, not memory).
+const QUEUE_DEPTH: usize = 4096;
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS events (
+        id INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL UNIQUE,
+        endpoint TEXT NOT NULL,
+        scheme TEXT NOT NULL,
+        name TEXT NOT NULL,
+        model TEXT,
+        body BLOB NOT NULL,
+        received_at INTEGER NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS events_received_at ON events (received_at)",
+    "CREATE TABLE IF NOT EXISTS deliveries (
+        id INTEGER PRIMARY KEY,
+        event_row INTEGER NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+        target TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        cycle_started_at INTEGER NOT NULL,
+        lease_until INTEGER,
+        last_error TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        UNIQUE (event_row, target)
+    )",
+    "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, target, next_attempt_at)",
+    "CREATE TABLE IF NOT EXISTS attempts (
+        id INTEGER PRIMARY KEY,
+        delivery_id INTEGER NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
+        attempt INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        status_code INTEGER,
+        result TEXT NOT NULL,
+        reason TEXT
+    )",
+    "CREATE INDEX IF NOT EXISTS attempts_delivery ON attempts (delivery_id)",
+];
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+enum Op {
+    Ingest(NewEvent, Reply<Ingested>),
+    Claim {
+        target: String,
+        limit: u32,
+        now_ms: i64,
+        lease_until_ms: i64,
+        reply: Reply<Vec<Claimed>>,
+    },
+    Record(AttemptRecord, i64, Reply<()>),
+    Replay(ReplaySelector, i64, Reply<u64>),
+    Prune(i64, Reply<u64>),
+    ReleaseLeases(Reply<u64>),
+    /// Everything queued before it is committed first (the queue is FIFO); then the writer stops.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A finished operation whose reply waits for the commit.
+enum Done {
+    Ingest(Reply<Ingested>, Ingested),
+    Claim(Reply<Vec<Claimed>>, Vec<Claimed>),
+    Unit(Reply<()>),
+    Count(Reply<u64>, u64),
+}
+
+impl Done {
+    fn send(self) {
+        // A caller that stopped waiting (client gone) is not an error: the data is committed.
+        match self {
+            Done::Ingest(r, v) => drop(r.send(Ok(v))),
+            Done::Claim(r, v) => drop(r.send(Ok(v))),
+            Done::Unit(r) => drop(r.send(Ok(()))),
+            Done::Count(r, v) => drop(r.send(Ok(v))),
+        }
+    }
+
+    fn fail(self, msg: &str) {
+        let e = || StoreError::Transaction(msg.to_string());
+        match self {
+            Done::Ingest(r, _) => drop(r.send(Err(e()))),
+            Done::Claim(r, _) => drop(r.send(Err(e()))),
+            Done::Unit(r) => drop(r.send(Err(e()))),
+            Done::Count(r, _) => drop(r.send(Err(e()))),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tx: mpsc::Sender<Op>,
+    read: SqlitePool,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+fn scheme_str(s: Scheme) -> &'static str {
+    match s {
+        Scheme::Databricks => "databricks",
+        Scheme::Mlflow => "mlflow",
+    }
+}
+
+fn parse_scheme(s: &str) -> Result<Scheme, StoreError> {
+    match s {
+        "databricks" => Ok(Scheme::Databricks),
+        "mlflow" => Ok(Scheme::Mlflow),
+        other => Err(StoreError::Corrupt(format!("unknown scheme {other:?}"))),
+    }
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str, metrics: Arc<Metrics>) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: the WAL is fsync'd at every commit, so an acknowledged event survives a
+            // power cut, not only a process crash.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            .statement_cache_capacity(512)
+            // A small page cache keeps the resident set small; the working set is the tail of
+            // the tables, which the OS page cache serves anyway.
+            .pragma("cache_size", "-1024");
+        let mut conn = SqliteConnection::connect_with(&options).await?;
+        for stmt in SCHEMA {
+            sqlx::query(*stmt).execute(&mut conn).await?;
+        }
+        let read = SqlitePoolOptions::new()
+            .min_connections(0)
+            .max_connections(2)
+            .idle_timeout(Duration::from_secs(60))
+            .connect_with(options)
+            .await?;
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let writer = tokio::spawn(writer_loop(conn, rx, metrics));
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                tx,
+                read,
+                writer: Mutex::new(Some(writer)),
+            }),
+        })
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Op) -> Result<T, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .tx
+            .send(make(reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    pub async fn ingest(&self, event: NewEvent) -> Result<Ingested, StoreError> {
+        self.call(|r| Op::Ingest(event, r)).await
+    }
+
+    pub async fn claim(
+        &self,
+        target: &str,
+        limit: u32,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let target = target.to_string();
+        self.call(|reply| Op::Claim {
+            target,
+            limit,
+            now_ms,
+            lease_until_ms,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn record(&self, record: AttemptRecord, now_ms: i64) -> Result<(), StoreError> {
+        self.call(|r| Op::Record(record, now_ms, r)).await
+    }
+
+    pub async fn replay(&self, sel: ReplaySelector, now_ms: i64) -> Result<u64, StoreError> {
+        self.call(|r| Op::Replay(sel, now_ms, r)).await
+    }
+
+    pub async fn prune(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        self.call(|r| Op::Prune(cutoff_ms, r)).await
+    }
+
+    pub async fn release_leases(&self) -> Result<u64, StoreError> {
+        self.call(Op::ReleaseLeases).await
+    }
+
+    pub async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
+        let v: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending' AND lease_until IS NULL",
+        )
+        .fetch_one(&self.inner.read)
+        .await?;
+        Ok(v)
+    }
+
+    pub async fn list_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+    ) -> Result<Vec<DeliveryRow>, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new(DELIVERY_SELECT);
+        q.push(" WHERE 1 = 1");
+        if let Some(s) = filter.status {
+            q.push(" AND d.status = ").push_bind(s.as_str());
+        }
+        if let Some(t) = &filter.target {
+            q.push(" AND d.target = ").push_bind(t.clone());
+        }
+        let limit = if filter.limit == 0 { 100 } else { filter.limit };
+        q.push(" ORDER BY d.id DESC LIMIT ").push_bind(i64::from(limit));
+        let rows = q.build().fetch_all(&self.inner.read).await?;
+        rows.iter().map(delivery_row).collect()
+    }
+
+    pub async fn get_event(
+        &self,
+        event_id: &str,
+    ) -> Result<Option<(StoredEvent, Vec<DeliveryRow>, Vec<AttemptRow>)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, event_id, endpoint, scheme, name, model, body, received_at FROM events WHERE event_id = ?1",
+        )
+        .bind(event_id)
+        .fetch_optional(&self.inner.read)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let (row_id, event) = stored_event(&row)?;
+        let deliveries = sqlx::query(AssertSql::delivery_by_event())
+            .bind(row_id)
+            .fetch_all(&self.inner.read)
+            .await?
+            .iter()
+            .map(delivery_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let attempts = sqlx::query(
+            "SELECT a.delivery_id, a.attempt, a.started_at, a.duration_ms, a.status_code, a.result, a.reason
+             FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+             WHERE d.event_row = ?1 ORDER BY a.id",
+        )
+        .bind(row_id)
+        .fetch_all(&self.inner.read)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(AttemptRow {
+                delivery_id: r.try_get(0)?,
+                attempt: r.try_get::<i64, _>(1)? as u32,
+                started_at_ms: r.try_get(2)?,
+                duration_ms: r.try_get(3)?,
+                status_code: r.try_get::<Option<i64>, _>(4)?.map(|c| c as u16),
+                result: r.try_get(5)?,
+                reason: r.try_get(6)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Some((event, deliveries, attempts)))
+    }
+
+    pub async fn count_events(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(&self.inner.read)
+            .await?)
+    }
+
+    pub async fn target_counts(&self) -> Result<Vec<TargetCounts>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT target,
+                    SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END),
+                    SUM(CASE WHEN status = 'dead' THEN 1 ELSE 0 END)
+             FROM deliveries WHERE status IN ('pending', 'dead') GROUP BY target ORDER BY target",
+        )
+        .fetch_all(&self.inner.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TargetCounts {
+                    target: r.try_get(0)?,
+                    pending: r.try_get(1)?,
+                    dead: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.inner.read).await?;
+        if self.inner.tx.is_closed() {
+            return Err(StoreError::Closed);
+        }
+        Ok(())
+    }
+
+    /// Finish every write queued so far, stop the writer and close the connections. Later
+    /// writes fail with [`StoreError::Closed`].
+    pub async fn close(&self) {
+        let (done_tx, done_rx) = oneshot::channel();
+        if self.inner.tx.send(Op::Shutdown(done_tx)).await.is_ok() {
+            let _ = done_rx.await;
+        }
+        if let Some(h) = self.inner.writer.lock().await.take() {
+            let _ = h.await;
+        }
+        self.inner.read.close().await;
+    }
+}
+
+/// Queries whose text is built from constants only.
+struct AssertSql;
+impl AssertSql {
+    fn delivery_by_event() -> sqlx::AssertSqlSafe<String> {
+        sqlx::AssertSqlSafe(format!(
+            "{DELIVERY_SELECT} WHERE d.event_row = ?1 ORDER BY d.id"
+        ))
+    }
+}
+
+const DELIVERY_SELECT: &str = "SELECT d.id, e.event_id, e.endpoint, e.name, e.model, d.target, d.status, d.attempts,
+        d.next_attempt_at, d.last_error, d.created_at, d.updated_at
+ FROM deliveries d JOIN events e ON e.id = d.event_row";
+
+fn delivery_row(r: &SqliteRow) -> Result<DeliveryRow, StoreError> {
+    let status: String = r.try_get(6)?;
+    Ok(DeliveryRow {
+        id: r.try_get(0)?,
+        event_id: r.try_get(1)?,
+        endpoint: r.try_get(2)?,
+        event: r.try_get(3)?,
+        model: r.try_get(4)?,
+        target: r.try_get(5)?,
+        status: DeliveryStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown delivery status {status:?}")))?,
+        attempts: r.try_get::<i64, _>(7)? as u32,
+        next_attempt_at_ms: r.try_get(8)?,
+        last_error: r.try_get(9)?,
+        created_at_ms: r.try_get(10)?,
+        updated_at_ms: r.try_get(11)?,
+    })
+}
+
+/// `(row id, event)` from `SELECT id, event_id, endpoint, scheme, name, model, body, received_at`.
+fn stored_event(r: &SqliteRow) -> Result<(i64, StoredEvent), StoreError> {
+    let scheme: String = r.try_get(3)?;
+    let body: Vec<u8> = r.try_get(6)?;
+    Ok((
+        r.try_get(0)?,
+        StoredEvent {
+            event_id: r.try_get(1)?,
+            endpoint: r.try_get(2)?,
+            scheme: parse_scheme(&scheme)?,
+            name: r.try_get(4)?,
+            model: r.try_get(5)?,
+            body: Bytes::from(body),
+            received_at_ms: r.try_get(7)?,
+        },
+    ))
+}
+
+async fn writer_loop(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Op>, metrics: Arc<Metrics>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        batch.clear();
+        // Waits for the first operation, then takes everything else already queued: whatever
+        // arrived during the previous commit shares the next one.
+        if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            break;
+        }
+        let shutdown = take_shutdown(&mut batch);
+        metrics.store_batch_size.observe(batch.len() as f64);
+        let mut done = Vec::with_capacity(batch.len());
+        let result = if batch.is_empty() {
+            Ok(())
+        } else {
+            run_batch(&mut conn, batch.drain(..), &mut done).await
+        };
+        match result {
+            Ok(()) => done.into_iter().for_each(Done::send),
+            Err(e) => {
+                metrics.store_errors.inc();
+                tracing::error!(error = %e, operations = done.len(), "store transaction failed");
+                let _ = sqlx::query("ROLLBACK").execute(&mut conn).await;
+                let msg = e.to_string();
+                done.into_iter().for_each(|d| d.fail(&msg));
+            }
+        }
+        if let Some(ack) = shutdown {
+            rx.close();
+            let _ = conn.close().await;
+            let _ = ack.send(());
+            return;
+        }
+    }
+    let _ = conn.close().await;
+}
+
+/// Removes a shutdown request from the batch. Operations queued after it are not taken: they
+/// are refused when the receiver closes.
+fn take_shutdown(batch: &mut Vec<Op>) -> Option<oneshot::Sender<()>> {
+    let pos = batch.iter().position(|op| matches!(op, Op::Shutdown(_)))?;
+    let rest: Vec<Op> = batch.drain(pos..).collect();
+    let mut ack = None;
+    for op in rest {
+        match op {
+            Op::Shutdown(tx) if ack.is_none() => ack = Some(tx),
+            // Queued behind the shutdown: dropping the reply sender makes the caller see Closed.
+            _ => {}
+        }
+    }
+    ack
+}
+
+/// Runs one batch in one transaction. Every op gets a `Done` pushed *before* any fallible work
+/// for it, so on error each caller still gets an answer.
+async fn run_batch(
+    conn: &mut SqliteConnection,
+    ops: impl Iterator<Item = Op>,
+    done: &mut Vec<Done>,
+) -> Result<(), StoreError> {
+    let mut ingests: Vec<(NewEvent, Reply<Ingested>)> = Vec::new();
+    let mut others: Vec<Op> = Vec::new();
+    for op in ops {
+        match op {
+            Op::Ingest(ev, r) => ingests.push((ev, r)),
+            other => others.push(other),
+        }
+    }
+    // IMMEDIATE takes the write lock now, so a concurrent writer (the CLI) waits on busy_timeout
+    // here instead of failing at the first write.
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    if !ingests.is_empty() {
+        insert_events(conn, ingests, done).await?;
+    }
+    for op in others {
+        match op {
+            Op::Claim {
+                target,
+                limit,
+                now_ms,
+                lease_until_ms,
+                reply,
+            } => {
+                let idx = done.len();
+                done.push(Done::Claim(reply, Vec::new()));
+                let claimed = claim(conn, &target, limit, now_ms, lease_until_ms).await?;
+                if let Done::Claim(_, v) = &mut done[idx] {
+                    *v = claimed;
+                }
+            }
+            Op::Record(rec, now_ms, reply) => {
+                done.push(Done::Unit(reply));
+                record(conn, &rec, now_ms).await?;
+            }
+            Op::Replay(sel, now_ms, reply) => {
+                let idx = done.len();
+                done.push(Done::Count(reply, 0));
+                let n = replay(conn, sel, now_ms).await?;
+                if let Done::Count(_, v) = &mut done[idx] {
+                    *v = n;
+                }
+            }
+            Op::Prune(cutoff, reply) => {
+                let idx = done.len();
+                done.push(Done::Count(reply, 0));
+                let n = sqlx::query(
+                    "DELETE FROM events WHERE id IN (
+                        SELECT e.id FROM events e WHERE e.received_at < ?1
+                        AND NOT EXISTS (SELECT 1 FROM deliveries d
+                                        WHERE d.event_row = e.id AND d.status = 'pending')
+                        LIMIT 10000)",
+                )
+                .bind(cutoff)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+                if let Done::Count(_, v) = &mut done[idx] {
+                    *v = n;
+                }
+            }
+            Op::ReleaseLeases(reply) => {
+                let idx = done.len();
+                done.push(Done::Count(reply, 0));
+                let n = sqlx::query(
+                    "UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL",
+                )
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+                if let Done::Count(_, v) = &mut done[idx] {
+                    *v = n;
+                }
+            }
+            Op::Ingest(..) | Op::Shutdown(_) => unreachable!("split off before the transaction"),
+        }
+    }
+    sqlx::query("COMMIT").execute(&mut *conn).await?;
+    Ok(())
+}
+
+async fn insert_events(
+    conn: &mut SqliteConnection,
+    ingests: Vec<(NewEvent, Reply<Ingested>)>,
+    done: &mut Vec<Done>,
+) -> Result<(), StoreError> {
+    // Two deliveries of one event inside one batch: the first is the event, later ones are
+    // duplicates (the database would also refuse them, but would not say which one won).
+    let mut first_in_batch = HashSet::with_capacity(ingests.len());
+    let mut fresh: Vec<(usize, NewEvent)> = Vec::with_capacity(ingests.len());
+    let base = done.len();
+    for (i, (ev, reply)) in ingests.into_iter().enumerate() {
+        if first_in_batch.insert(ev.event_id.clone()) {
+            done.push(Done::Ingest(reply, Ingested::Accepted));
+            fresh.push((base + i, ev));
+        } else {
+            done.push(Done::Ingest(reply, Ingested::Duplicate));
+        }
+    }
+    let mut inserted: HashMap<String, i64> = HashMap::with_capacity(fresh.len());
+    for chunk in fresh.chunks(ROWS_PER_INSERT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO events (event_id, endpoint, scheme, name, model, body, received_at) ",
+        );
+        q.push_values(chunk, |mut b, (_, ev)| {
+            b.push_bind(ev.event_id.clone())
+                .push_bind(ev.endpoint.clone())
+                .push_bind(scheme_str(ev.scheme))
+                .push_bind(ev.name.clone())
+                .push_bind(ev.model.clone())
+                .push_bind(ev.body.as_ref())
+                .push_bind(ev.received_at_ms);
+        });
+        q.push(" ON CONFLICT (event_id) DO NOTHING RETURNING id, event_id");
+        for row in q.build().fetch_all(&mut *conn).await? {
+            inserted.insert(row.try_get(1)?, row.try_get(0)?);
+        }
+    }
+    let mut deliveries: Vec<(i64, &str, i64)> = Vec::new();
+    for (idx, ev) in &fresh {
+        match inserted.get(&ev.event_id) {
+            Some(&row) => {
+                for t in &ev.targets {
+                    deliveries.push((row, t.as_str(), ev.received_at_ms));
+                }
+            }
+            None => {
+                if let Done::Ingest(_, v) = &mut done[*idx] {
+                    *v = Ingested::Duplicate;
+                }
+            }
+        }
+    }
+    for chunk in deliveries.chunks(ROWS_PER_INSERT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO deliveries (event_row, target, status, attempts, next_attempt_at, cycle_started_at, created_at, updated_at) ",
+        );
+        q.push_values(chunk, |mut b, (row, target, at)| {
+            b.push_bind(*row)
+                .push_bind(target.to_string())
+                .push_bind("pending")
+                .push_bind(0i64)
+                .push_bind(*at)
+                .push_bind(*at)
+                .push_bind(*at)
+                .push_bind(*at);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+async fn claim(
+    conn: &mut SqliteConnection,
+    target: &str,
+    limit: u32,
+    now_ms: i64,
+    lease_until_ms: i64,
+) -> Result<Vec<Claimed>, StoreError> {
+    let rows = sqlx::query(
+        "UPDATE deliveries SET lease_until = ?1
+         WHERE id IN (SELECT id FROM deliveries
+                      WHERE status = 'pending' AND target = ?2 AND next_attempt_at <= ?3
+                        AND (lease_until IS NULL OR lease_until <= ?3)
+                      ORDER BY next_attempt_at, id LIMIT ?4)
+         RETURNING id, event_row, attempts, cycle_started_at",
+    )
+    .bind(lease_until_ms)
+    .bind(target)
+    .bind(now_ms)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "SELECT id, event_id, endpoint, scheme, name, model, body, received_at FROM events WHERE id IN (",
+    );
+    let mut sep = q.separated(", ");
+    for r in &rows {
+        sep.push_bind(r.try_get::<i64, _>(1)?);
+    }
+    q.push(")");
+    let mut events: HashMap<i64, Arc<StoredEvent>> = HashMap::new();
+    for r in q.build().fetch_all(&mut *conn).await? {
+        let (id, ev) = stored_event(&r)?;
+        events.insert(id, Arc::new(ev));
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let event_row: i64 = r.try_get(1)?;
+        let event = events
+            .get(&event_row)
+            .cloned()
+            .ok_or_else(|| StoreError::Corrupt(format!("delivery without event {event_row}")))?;
+        out.push(Claimed {
+            delivery_id: r.try_get(0)?,
+            target: target.to_string(),
+            attempts: r.try_get::<i64, _>(2)? as u32,
+            cycle_started_at_ms: r.try_get(3)?,
+            event,
+        });
+    }
+    // Oldest first, as the queue order promised.
+    out.sort_by_key(|c| c.delivery_id);
+    Ok(out)
+}
+
+async fn record(
+    conn: &mut SqliteConnection,
+    rec: &AttemptRecord,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let (status, next_at) = match rec.result {
+        AttemptResult::Delivered => ("delivered", None),
+        AttemptResult::Retry { next_attempt_at_ms } => ("pending", Some(next_attempt_at_ms)),
+        AttemptResult::Dead => ("dead", None),
+    };
+    sqlx::query(
+        "UPDATE deliveries SET status = ?1, attempts = ?2,
+                next_attempt_at = COALESCE(?3, next_attempt_at), lease_until = NULL,
+                last_error = ?4, updated_at = ?5
+         WHERE id = ?6",
+    )
+    .bind(status)
+    .bind(i64::from(rec.attempt))
+    .bind(next_at)
+    .bind(rec.reason.as_deref())
+    .bind(now_ms)
+    .bind(rec.delivery_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, status_code, result, reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .bind(rec.delivery_id)
+    .bind(i64::from(rec.attempt))
+    .bind(rec.started_at_ms)
+    .bind(rec.duration_ms)
+    .bind(rec.status_code.map(i64::from))
+    .bind(rec.result.as_str())
+    .bind(rec.reason.as_deref())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn replay(
+    conn: &mut SqliteConnection,
+    sel: ReplaySelector,
+    now_ms: i64,
+) -> Result<u64, StoreError> {
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "UPDATE deliveries SET status = 'pending', attempts = 0, lease_until = NULL, next_attempt_at = ",
+    );
+    q.push_bind(now_ms)
+        .push(", cycle_started_at = ")
+        .push_bind(now_ms)
+        .push(", updated_at = ")
+        .push_bind(now_ms);
+    match sel {
+        ReplaySelector::Ids(ids) => {
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            q.push(" WHERE status IN ('dead', 'delivered') AND id IN (");
+            let mut sep = q.separated(", ");
+            for id in ids {
+                sep.push_bind(id);
+            }
+            q.push(")");
+        }
+        ReplaySelector::Status { status, target } => {
+            q.push(" WHERE status = ").push_bind(status.as_str());
+            if let Some(t) = target {
+                q.push(" AND target = ").push_bind(t);
+            }
+        }
+    }
+    Ok(q.build().execute(&mut *conn).await?.rows_affected())
+}
