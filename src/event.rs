@@ -62,3 +62,8 @@ impl Event {
         self.name.clone()
     }
 }
+
+pub fn counterpart(name: &str) -> Option<&'static str> {
+    let _ = name;
+    None
+}

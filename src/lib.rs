@@ -15,6 +15,9 @@
 //!
 //! [`config`] builds all of this once from `routes.toml`; [`metrics`] counts every stage.
 
+pub mod admin;
+pub mod app;
+pub mod cli;
 pub mod config;
 pub mod metrics;
 pub mod outbox;
@@ -23,4 +26,5 @@ pub mod event;
 pub mod ingress;
 pub mod route;
 pub mod secret;
+pub mod telemetry;
 pub mod verify;

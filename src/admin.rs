@@ -1,0 +1,240 @@
+//! The admin listener (`server.admin_listen`, never public): `/metrics`, `/healthz`, `/readyz`
+//! and, behind `[admin] token`, the dead-letter API:
+//!
+//! - `GET  /admin/deliveries?status=&target=&limit=`
+//! - `GET  /admin/events/{event_id}` (with deliveries and attempts)
+//! - `POST /admin/deliveries/{id}/replay`
+//! - `POST /admin/deliveries/replay?status=dead&target=`
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use tokio::sync::Notify;
+
+use crate::metrics::Metrics;
+use crate::outbox::{DeliveryFilter, DeliveryStatus, ReplaySelector, Store};
+use crate::secret::Secret;
+
+pub struct Admin {
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub token: Option<Secret>,
+    /// Set when shutdown begins: `/readyz` turns 503 so load balancers stop sending.
+    pub draining: Arc<AtomicBool>,
+    /// Wakes the dispatcher after a replay.
+    pub wake: Arc<Notify>,
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+fn json_response(status: StatusCode, v: serde_json::Value) -> Response<Full<Bytes>> {
+    respond(status, "application/json", serde_json::to_vec(&v).expect("JSON values serialize"))
+}
+
+fn error(status: StatusCode, msg: &str) -> Response<Full<Bytes>> {
+    json_response(status, json!({ "error": msg }))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64
+}
+
+/// Query parameters of the admin API.
+struct Query {
+    status: Option<String>,
+    target: Option<String>,
+    limit: Option<String>,
+}
+
+fn parse_query(q: Option<&str>) -> Query {
+    let mut out = Query {
+        status: None,
+        target: None,
+        limit: None,
+    };
+    for (k, v) in url::form_urlencoded::parse(q.unwrap_or("").as_bytes()) {
+        let v = (!v.is_empty()).then(|| v.into_owned());
+        match k.as_ref() {
+            "status" => out.status = v,
+            "target" => out.target = v,
+            "limit" => out.limit = v,
+            _ => {}
+        }
+    }
+    out
+}
+
+impl Admin {
+    pub async fn handle<B>(&self, req: Request<B>) -> Response<Full<Bytes>> {
+        let path = req.uri().path().to_string();
+        match (req.method(), path.as_str()) {
+            (&Method::GET, "/healthz") => respond(StatusCode::OK, "text/plain", "ok\n"),
+            (&Method::GET, "/readyz") => self.readyz().await,
+            (&Method::GET, "/metrics") => self.metrics_page().await,
+            (_, p) if p.starts_with("/admin/") => {
+                if let Err(r) = self.authorize(&req) {
+                    return r;
+                }
+                self.admin(req.method().clone(), &path, req.uri().query()).await
+            }
+            _ => error(StatusCode::NOT_FOUND, "not found"),
+        }
+    }
+
+    async fn readyz(&self) -> Response<Full<Bytes>> {
+        if self.draining.load(Ordering::Relaxed) {
+            return respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "draining\n");
+        }
+        match self.store.ping().await {
+            Ok(()) => respond(StatusCode::OK, "text/plain", "ready\n"),
+            Err(e) => {
+                tracing::warn!(error = %e, "readiness check: store unavailable");
+                respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "store unavailable\n")
+            }
+        }
+    }
+
+    async fn metrics_page(&self) -> Response<Full<Bytes>> {
+        // Queue gauges are read from the store at scrape time: they stay right across restarts
+        // and across replicas sharing one database.
+        match self.store.target_counts().await {
+            Ok(counts) => {
+                self.metrics.outbox_pending.reset();
+                self.metrics.dead_letters.reset();
+                for c in counts {
+                    self.metrics
+                        .outbox_pending
+                        .with_label_values(&[&c.target])
+                        .set(c.pending);
+                    self.metrics
+                        .dead_letters
+                        .with_label_values(&[&c.target])
+                        .set(c.dead);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read queue depth for metrics"),
+        }
+        respond(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            self.metrics.render(),
+        )
+    }
+
+    fn authorize<B>(&self, req: &Request<B>) -> Result<(), Response<Full<Bytes>>> {
+        let Some(token) = &self.token else {
+            return Err(error(
+                StatusCode::NOT_FOUND,
+                "admin API disabled: set [admin] token",
+            ));
+        };
+        let expected = format!("Bearer {}", token.expose());
+        let given = req
+            .headers()
+            .get(AUTHORIZATION)
+            .map(|v| v.as_bytes())
+            .unwrap_or(b"");
+        if bool::from(given.ct_eq(expected.as_bytes())) {
+            Ok(())
+        } else {
+            tracing::warn!(path = %req.uri().path(), "admin request refused: bad or missing token");
+            Err(error(StatusCode::UNAUTHORIZED, "bad or missing admin token"))
+        }
+    }
+
+    async fn admin(&self, method: Method, path: &str, query: Option<&str>) -> Response<Full<Bytes>> {
+        let q = parse_query(query);
+        let segments: Vec<&str> = path.trim_start_matches("/admin/").split('/').collect();
+        let result = match (method, segments.as_slice()) {
+            (Method::GET, ["deliveries"]) => self.list(q).await,
+            (Method::GET, ["events", id]) => self.event(id).await,
+            (Method::POST, ["deliveries", "replay"]) => self.replay_many(q).await,
+            (Method::POST, ["deliveries", id, "replay"]) => match id.parse::<i64>() {
+                Ok(id) => self.replay(ReplaySelector::Ids(vec![id])).await,
+                Err(_) => Err(error(StatusCode::BAD_REQUEST, "delivery id must be a number")),
+            },
+            (Method::GET | Method::POST, _) => Err(error(StatusCode::NOT_FOUND, "not found")),
+            _ => Err(error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")),
+        };
+        result.unwrap_or_else(|r| r)
+    }
+
+    async fn list(&self, q: Query) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
+        let status = match q.status.as_deref() {
+            None => None,
+            Some(s) => Some(DeliveryStatus::parse(s).ok_or_else(|| {
+                error(StatusCode::BAD_REQUEST, "status must be pending, delivered or dead")
+            })?),
+        };
+        let limit = match q.limit.as_deref() {
+            None => 100,
+            Some(l) => l
+                .parse::<u32>()
+                .ok()
+                .filter(|l| (1..=10_000).contains(l))
+                .ok_or_else(|| error(StatusCode::BAD_REQUEST, "limit must be 1..10000"))?,
+        };
+        let filter = DeliveryFilter {
+            status,
+            target: q.target,
+            limit,
+        };
+        let rows = self.store.list_deliveries(&filter).await.map_err(store_error)?;
+        Ok(json_response(StatusCode::OK, json!({ "deliveries": rows })))
+    }
+
+    async fn event(&self, id: &str) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
+        let found = self.store.get_event(id).await.map_err(store_error)?;
+        let Some((event, deliveries, attempts)) = found else {
+            return Err(error(StatusCode::NOT_FOUND, "no such event"));
+        };
+        let payload: serde_json::Value = serde_json::from_slice(&event.body)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&event.body).into_owned()));
+        Ok(json_response(
+            StatusCode::OK,
+            json!({ "event": event, "payload": payload, "deliveries": deliveries, "attempts": attempts }),
+        ))
+    }
+
+    async fn replay_many(&self, q: Query) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
+        let status = match q.status.as_deref().unwrap_or("dead") {
+            "dead" => DeliveryStatus::Dead,
+            "delivered" => DeliveryStatus::Delivered,
+            _ => return Err(error(StatusCode::BAD_REQUEST, "status must be dead or delivered")),
+        };
+        self.replay(ReplaySelector::Status {
+            status,
+            target: q.target,
+        })
+        .await
+    }
+
+    async fn replay(&self, sel: ReplaySelector) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
+        let n = self.store.replay(sel, now_ms()).await.map_err(store_error)?;
+        if n > 0 {
+            self.wake.notify_one();
+        }
+        tracing::info!(replayed = n, "deliveries replayed by admin API");
+        Ok(json_response(StatusCode::OK, json!({ "replayed": n })))
+    }
+}
+
+fn store_error(e: crate::outbox::StoreError) -> Response<Full<Bytes>> {
+    tracing::error!(error = %e, "admin API: store error");
+    error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+}

@@ -1,0 +1,93 @@
+//! The command line: `serve`, `check`, `explain`, `sign`, `send`, `deliveries`.
+
+pub mod samples;
+pub mod send;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::verify::Scheme;
+
+#[derive(Parser, Debug)]
+#[command(name = "hookgate", version, about = "A verifying, durable gateway for MLflow Model Registry webhooks")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConfigArg {
+    /// Configuration file.
+    #[arg(long, short, env = "HOOKGATE_CONFIG", default_value = "routes.toml")]
+    pub config: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the gateway.
+    Serve(ConfigArg),
+    /// Validate the whole configuration and summarise it; non-zero exit on any error.
+    Check(ConfigArg),
+    /// Print the signature header(s) for a body (read from FILE, or stdin).
+    Sign(SignArgs),
+    /// Post a realistic signed sample event and print the answer.
+    Send(SendArgs),
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemeArg {
+    Databricks,
+    Mlflow,
+}
+
+impl From<SchemeArg> for Scheme {
+    fn from(s: SchemeArg) -> Scheme {
+        match s {
+            SchemeArg::Databricks => Scheme::Databricks,
+            SchemeArg::Mlflow => Scheme::Mlflow,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SignArgs {
+    #[arg(long, value_enum)]
+    pub scheme: SchemeArg,
+    /// The webhook secret (or set HOOKGATE_SECRET, which keeps it out of the process list).
+    #[arg(long, env = "HOOKGATE_SECRET", hide_env_values = true)]
+    pub secret: String,
+    /// MLflow: the delivery id to sign (default: a new UUID).
+    #[arg(long)]
+    pub delivery_id: Option<String>,
+    /// MLflow: the unix timestamp to sign (default: now).
+    #[arg(long)]
+    pub timestamp: Option<i64>,
+    /// The body; stdin when absent. Signed byte for byte, trailing newline included.
+    pub file: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SendArgs {
+    /// The gateway endpoint URL, e.g. http://127.0.0.1:8080/hooks/databricks
+    #[arg(long)]
+    pub url: String,
+    #[arg(long, value_enum)]
+    pub scheme: SchemeArg,
+    /// The webhook secret (or set HOOKGATE_SECRET).
+    #[arg(long, env = "HOOKGATE_SECRET", hide_env_values = true)]
+    pub secret: String,
+    /// Event name, in either naming (MODEL_VERSION_CREATED or model_version.created).
+    #[arg(long)]
+    pub event: String,
+    #[arg(long, default_value = "fraud-detector")]
+    pub model: String,
+    #[arg(long, default_value = "1")]
+    pub version: String,
+    /// Also send `Authorization: Bearer <token>`.
+    #[arg(long, env = "HOOKGATE_BEARER", hide_env_values = true)]
+    pub bearer: Option<String>,
+    /// Print the request instead of sending it.
+    #[arg(long)]
+    pub dry_run: bool,
+}
