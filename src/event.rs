@@ -1155,8 +1155,3 @@ mod tests {
         );
     }
 }
-
-pub fn counterpart(name: &str) -> Option<&'static str> {
-    let _ = name;
-    None
-}
