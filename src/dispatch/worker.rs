@@ -1,0 +1,268 @@
+//! The dispatch worker: claim due deliveries → send with the target → classify → record.
+//!
+//! One lane per target, each with a concurrency limit (a semaphore) and an optional rate. A lane
+//! only claims as many deliveries as it has free slots, so a slow target cannot hold leases on
+//! work it will not start soon. New deliveries wake the worker at once (no polling delay before
+//! the first attempt); otherwise it sleeps until the next one is due, and at most a second, so
+//! replays made by another process are picked up too.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::app::now_ms;
+use crate::config::TargetConfig;
+use crate::dispatch::retry::{self, Decision, Outcome, RetryPolicy};
+use crate::event::Event;
+use crate::metrics::Metrics;
+use crate::outbox::{AttemptRecord, AttemptResult, Claimed, Store};
+use crate::targets::{DeliveryContext, Target, Targets};
+use crate::verify::Verified;
+
+/// Longest sleep between looks at the queue.
+const MAX_IDLE: Duration = Duration::from_secs(1);
+/// Lease margin beyond the attempt's own timeout and rate wait.
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
+
+/// Spaces sends to at most `per_sec` per second (Slack takes about one per second per webhook).
+struct Pacer {
+    interval: Duration,
+    next: Mutex<Instant>,
+}
+
+impl Pacer {
+    fn new(per_sec: f64) -> Pacer {
+        Pacer {
+            interval: Duration::from_secs_f64(1.0 / per_sec),
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    async fn wait(&self) {
+        let slot = {
+            let mut next = self.next.lock().await;
+            let now = Instant::now();
+            let slot = (*next).max(now);
+            *next = slot + self.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot.into()).await;
+    }
+}
+
+struct Lane {
+    target: Arc<Target>,
+    policy: RetryPolicy,
+    slots: Arc<Semaphore>,
+    pacer: Option<Pacer>,
+    lease: Duration,
+}
+
+pub struct Dispatcher {
+    store: Store,
+    lanes: Vec<Arc<Lane>>,
+    client: reqwest::Client,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: Store,
+        targets: &Targets,
+        configs: &std::collections::BTreeMap<String, TargetConfig>,
+        metrics: Arc<Metrics>,
+        wake: Arc<Notify>,
+    ) -> Dispatcher {
+        let lanes = configs
+            .iter()
+            .filter_map(|(name, cfg)| {
+                let target = targets.get(name)?.clone();
+                let concurrency = cfg.concurrency.max(1);
+                let rate_wait = cfg
+                    .rate_per_sec
+                    .filter(|r| *r > 0.0)
+                    .map(|r| Duration::from_secs_f64(concurrency as f64 / r))
+                    .unwrap_or_default();
+                Some(Arc::new(Lane {
+                    target,
+                    policy: RetryPolicy::from(&cfg.retry),
+                    slots: Arc::new(Semaphore::new(concurrency)),
+                    pacer: cfg.rate_per_sec.filter(|r| *r > 0.0).map(Pacer::new),
+                    lease: cfg.retry.timeout + rate_wait + LEASE_MARGIN,
+                }))
+            })
+            .collect();
+        Dispatcher {
+            store,
+            lanes,
+            client: crate::targets::http_client(),
+            metrics,
+            wake,
+        }
+    }
+
+    /// Run until `stop`; then wait for attempts in flight (the caller bounds how long).
+    pub async fn run(self, stop: CancellationToken) {
+        let this = Arc::new(self);
+        let inflight = TaskTracker::new();
+        while !stop.is_cancelled() {
+            let now = now_ms();
+            let mut lanes_full = false;
+            for lane in &this.lanes {
+                let free = lane.slots.available_permits();
+                if free == 0 {
+                    lanes_full = true;
+                    continue;
+                }
+                let lease_until = now + lane.lease.as_millis() as i64;
+                match this
+                    .store
+                    .claim(lane.target.name(), free as u32, now, lease_until)
+                    .await
+                {
+                    Ok(claims) => {
+                        for claim in claims {
+                            let permit = lane
+                                .slots
+                                .clone()
+                                .try_acquire_owned()
+                                .expect("claimed no more than the free slots");
+                            inflight.spawn(this.clone().attempt(lane.clone(), claim, permit));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(target = lane.target.name(), error = %e, "could not claim deliveries");
+                    }
+                }
+            }
+            let pause = match this.store.next_due_ms().await {
+                Ok(Some(due)) if due > now_ms() => {
+                    Duration::from_millis((due - now_ms()) as u64).min(MAX_IDLE)
+                }
+                // Due now but nothing claimed: every lane with work is full; a finishing attempt
+                // wakes us.
+                Ok(Some(_)) if lanes_full => MAX_IDLE,
+                Ok(Some(_)) => Duration::ZERO,
+                Ok(None) => MAX_IDLE,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the queue");
+                    MAX_IDLE
+                }
+            };
+            if pause.is_zero() {
+                continue;
+            }
+            tokio::select! {
+                _ = this.wake.notified() => {}
+                _ = tokio::time::sleep(pause) => {}
+                _ = stop.cancelled() => {}
+            }
+        }
+        inflight.close();
+        inflight.wait().await;
+    }
+
+    async fn attempt(self: Arc<Self>, lane: Arc<Lane>, claim: Claimed, permit: OwnedSemaphorePermit) {
+        let target = lane.target.name();
+        let attempt = claim.attempts + 1;
+        let ev = &claim.event;
+        let delivery_id = (ev.scheme == crate::verify::Scheme::Mlflow).then(|| ev.event_id.clone());
+        let parsed = Event::parse(ev.scheme, &Verified::from_store(delivery_id), ev.body.clone());
+        if let Some(p) = &lane.pacer {
+            p.wait().await;
+        }
+        let started_ms = now_ms();
+        let started = Instant::now();
+        let (outcome, status_code) = match &parsed {
+            Ok(event) => {
+                let ctx = DeliveryContext {
+                    event,
+                    event_id: &ev.event_id,
+                    endpoint: &ev.endpoint,
+                    attempt,
+                    now_unix: started_ms / 1000,
+                };
+                let d = lane.target.deliver(&self.client, &ctx).await;
+                (d.outcome, d.status_code)
+            }
+            Err(e) => (
+                Outcome::GiveUp {
+                    reason: format!("stored body no longer parses: {e}"),
+                },
+                None,
+            ),
+        };
+        let elapsed = started.elapsed();
+        self.metrics
+            .delivery_duration
+            .with_label_values(&[target])
+            .observe(elapsed.as_secs_f64());
+        self.metrics
+            .delivery_attempts
+            .with_label_values(&[target, outcome.label()])
+            .inc();
+        let now = now_ms();
+        let age = Duration::from_millis((now - claim.cycle_started_at_ms).max(0) as u64);
+        let decision = retry::decide(&lane.policy, attempt, age, &outcome, &mut rand::rng());
+        let (result, reason) = match (decision, &outcome) {
+            (None, _) => {
+                self.metrics
+                    .deliveries
+                    .with_label_values(&[target, "delivered"])
+                    .inc();
+                self.metrics
+                    .event_to_delivery
+                    .with_label_values(&[target])
+                    .observe((now - ev.received_at_ms).max(0) as f64 / 1000.0);
+                tracing::info!(target, event_id = %ev.event_id, attempt, status = status_code, "delivered");
+                (AttemptResult::Delivered, None)
+            }
+            (Some(Decision::RetryAfter(delay)), Outcome::Retry { reason, .. }) => {
+                self.metrics
+                    .deliveries
+                    .with_label_values(&[target, "retried"])
+                    .inc();
+                tracing::warn!(target, event_id = %ev.event_id, attempt, %reason, retry_in = ?delay, "attempt failed; will retry");
+                (
+                    AttemptResult::Retry {
+                        next_attempt_at_ms: now + delay.as_millis() as i64,
+                    },
+                    Some(reason.clone()),
+                )
+            }
+            (Some(Decision::RetryAfter(delay)), _) => (
+                AttemptResult::Retry {
+                    next_attempt_at_ms: now + delay.as_millis() as i64,
+                },
+                None,
+            ),
+            (Some(Decision::Dead { reason }), _) => {
+                self.metrics
+                    .deliveries
+                    .with_label_values(&[target, "dead"])
+                    .inc();
+                tracing::error!(target, event_id = %ev.event_id, attempt, %reason, "delivery is dead; replay it once the cause is fixed");
+                (AttemptResult::Dead, Some(reason))
+            }
+        };
+        let record = AttemptRecord {
+            delivery_id: claim.delivery_id,
+            attempt,
+            started_at_ms: started_ms,
+            duration_ms: elapsed.as_millis() as i64,
+            status_code,
+            result,
+            reason,
+        };
+        if let Err(e) = self.store.record(record, now).await {
+            // The lease expires and the delivery is tried again: at least once, never lost.
+            tracing::error!(target, event_id = %ev.event_id, error = %e, "could not record the attempt");
+        }
+        drop(permit);
+        self.wake.notify_one();
+    }
+}

@@ -1,0 +1,109 @@
+//! Durability: an event acknowledged with 200 survives SIGKILL of the gateway process.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+/// The gateway binary running `serve` on ephemeral ports; addresses read from its log.
+struct Proc {
+    child: Child,
+    addr: SocketAddr,
+}
+
+fn spawn(config: &Path) -> Proc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("HOOKGATE_LOG", "info")
+        .env_remove("HOOKGATE_LOG_FORMAT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("gateway exited before listening")
+            .unwrap();
+        if let Some(rest) = line.split("listen=").nth(1) {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Proc { child, addr }
+}
+
+async fn post(addr: SocketAddr, body: &str) -> (u16, serde_json::Value) {
+    let sig = hookgate::verify::databricks::sign(DATABRICKS_SECRET.as_bytes(), body.as_bytes());
+    let r = client()
+        .post(format!("http://{addr}/hooks/databricks"))
+        .header("X-Databricks-Signature", sig)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn an_acknowledged_event_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hookgate.db");
+    let cfg = dir.path().join("routes.toml");
+    std::fs::write(&cfg, base_config(&db, "")).unwrap();
+
+    let mut p = spawn(&cfg);
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let body = format!(r#"{{"event":"MODEL_VERSION_CREATED","model_name":"kill-test","version":"{i}"}}"#);
+        let (s, b) = post(p.addr, &body).await;
+        assert_eq!((s, b["status"].as_str()), (200, Some("accepted")));
+        ids.push(b["event_id"].as_str().unwrap().to_string());
+    }
+    // SIGKILL right after the last 200: no chance to flush anything.
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+
+    assert_eq!(stored_event_ids(&db).await, ids, "every acknowledged event is on disk");
+
+    let mut p = spawn(&cfg);
+    let body = r#"{"event":"MODEL_VERSION_CREATED","model_name":"kill-test","version":"19"}"#;
+    let (s, b) = post(p.addr, body).await;
+    assert_eq!((s, b["status"].as_str()), (200, Some("duplicate")), "still known after restart");
+    assert_eq!(count_rows(&db, "events").await, 20);
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_drains_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hookgate.db");
+    let cfg = dir.path().join("routes.toml");
+    std::fs::write(&cfg, base_config(&db, "")).unwrap();
+    let mut p = spawn(&cfg);
+    let (s, _) = post(p.addr, r#"{"event":"COMMENT_CREATED","model_name":"m"}"#).await;
+    assert_eq!(s, 200);
+    let pid = p.child.id().to_string();
+    let st = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(st.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = p.child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status:?}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(count_rows(&db, "events").await, 1);
+}
