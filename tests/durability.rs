@@ -27,18 +27,22 @@ fn spawn(config: &Path) -> Proc {
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("gateway exited before listening")
-            .unwrap();
-        if let Some(rest) = line.split("listen=").nth(1) {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Reads the log on a thread (and keeps draining it, so the child never blocks on a full
+    // pipe); the test waits for the "listening" line with a deadline.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if let Some(rest) = line.split("listen=").nth(1) {
+                let _ = tx.send(rest.split_whitespace().next().unwrap().to_string());
+            }
         }
-    };
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("gateway logged its listen address")
+        .parse()
+        .unwrap();
     Proc { child, addr }
 }
 

@@ -542,9 +542,3 @@ fn override_candidates(root: &tree::Node) -> BTreeSet<Vec<String>> {
     out.extend(leaves);
     out
 }
-
-impl Config {
-    pub fn summary(&self) -> String {
-        String::new()
-    }
-}

@@ -4,6 +4,3 @@
 //! attempt becomes (retry when, or dead-letter why).
 
 pub mod retry;
-pub mod worker;
-
-pub use worker::Dispatcher;

@@ -45,7 +45,7 @@ pub fn load_vectors(dir: &str) -> Vec<Vector> {
         let v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
         out.push(Vector {
             file: p.file_name().unwrap().to_string_lossy().into_owned(),
-            secret: v["secret"].as_str().unwrap().to_string(),
+            secret: v["secret"].as_str().unwrap_or("").to_string(),
             method: v["method"].as_str().unwrap().to_string(),
             path: v["path"].as_str().unwrap().to_string(),
             headers: v["headers"]
@@ -91,6 +91,15 @@ name = "mlflow"
 path = "/mlflow/webhook"
 scheme = "mlflow"
 secrets = ["{MLFLOW_SECRET}"]
+tolerance = "100000d"
+
+# The receiver side of `bad-wrong-secret.json`: the file is signed with the real secret, but
+# this receiver is configured with another one.
+[[endpoints]]
+name = "mlflow-other-secret"
+path = "/mlflow/other-secret"
+scheme = "mlflow"
+secrets = ["not-the-secret"]
 tolerance = "100000d"
 
 [[endpoints]]
