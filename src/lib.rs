@@ -23,4 +23,5 @@ pub mod event;
 pub mod ingress;
 pub mod route;
 pub mod secret;
+pub mod targets;
 pub mod verify;
