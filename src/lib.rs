@@ -26,5 +26,6 @@ pub mod event;
 pub mod ingress;
 pub mod route;
 pub mod secret;
+pub mod targets;
 pub mod telemetry;
 pub mod verify;

@@ -4,3 +4,6 @@
 //! attempt becomes (retry when, or dead-letter why).
 
 pub mod retry;
+pub mod worker;
+
+pub use worker::Dispatcher;
