@@ -31,7 +31,11 @@ pub struct Admin {
     pub wake: Arc<Notify>,
 }
 
-fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     r.headers_mut()
@@ -40,11 +44,26 @@ fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes
 }
 
 fn json_response(status: StatusCode, v: serde_json::Value) -> Response<Full<Bytes>> {
-    respond(status, "application/json", serde_json::to_vec(&v).expect("JSON values serialize"))
+    respond(
+        status,
+        "application/json",
+        serde_json::to_vec(&v).expect("JSON values serialize"),
+    )
 }
 
-fn error(status: StatusCode, msg: &str) -> Response<Full<Bytes>> {
-    json_response(status, json!({ "error": msg }))
+/// An admin API refusal: a status and a short message for the operator.
+struct ApiError(StatusCode, &'static str);
+
+impl ApiError {
+    fn into_response(self) -> Response<Full<Bytes>> {
+        json_response(self.0, json!({ "error": self.1 }))
+    }
+}
+
+type ApiResult = Result<Response<Full<Bytes>>, ApiError>;
+
+fn error(status: StatusCode, msg: &'static str) -> ApiError {
+    ApiError(status, msg)
 }
 
 fn now_ms() -> i64 {
@@ -87,12 +106,13 @@ impl Admin {
             (&Method::GET, "/readyz") => self.readyz().await,
             (&Method::GET, "/metrics") => self.metrics_page().await,
             (_, p) if p.starts_with("/admin/") => {
-                if let Err(r) = self.authorize(&req) {
-                    return r;
+                if let Err(e) = self.authorize(&req) {
+                    return e.into_response();
                 }
-                self.admin(req.method().clone(), &path, req.uri().query()).await
+                self.admin(req.method().clone(), &path, req.uri().query())
+                    .await
             }
-            _ => error(StatusCode::NOT_FOUND, "not found"),
+            _ => error(StatusCode::NOT_FOUND, "not found").into_response(),
         }
     }
 
@@ -104,7 +124,11 @@ impl Admin {
             Ok(()) => respond(StatusCode::OK, "text/plain", "ready\n"),
             Err(e) => {
                 tracing::warn!(error = %e, "readiness check: store unavailable");
-                respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "store unavailable\n")
+                respond(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "store unavailable\n",
+                )
             }
         }
     }
@@ -136,7 +160,7 @@ impl Admin {
         )
     }
 
-    fn authorize<B>(&self, req: &Request<B>) -> Result<(), Response<Full<Bytes>>> {
+    fn authorize<B>(&self, req: &Request<B>) -> Result<(), ApiError> {
         let Some(token) = &self.token else {
             return Err(error(
                 StatusCode::NOT_FOUND,
@@ -153,11 +177,19 @@ impl Admin {
             Ok(())
         } else {
             tracing::warn!(path = %req.uri().path(), "admin request refused: bad or missing token");
-            Err(error(StatusCode::UNAUTHORIZED, "bad or missing admin token"))
+            Err(error(
+                StatusCode::UNAUTHORIZED,
+                "bad or missing admin token",
+            ))
         }
     }
 
-    async fn admin(&self, method: Method, path: &str, query: Option<&str>) -> Response<Full<Bytes>> {
+    async fn admin(
+        &self,
+        method: Method,
+        path: &str,
+        query: Option<&str>,
+    ) -> Response<Full<Bytes>> {
         let q = parse_query(query);
         let segments: Vec<&str> = path.trim_start_matches("/admin/").split('/').collect();
         let result = match (method, segments.as_slice()) {
@@ -166,19 +198,25 @@ impl Admin {
             (Method::POST, ["deliveries", "replay"]) => self.replay_many(q).await,
             (Method::POST, ["deliveries", id, "replay"]) => match id.parse::<i64>() {
                 Ok(id) => self.replay(ReplaySelector::Ids(vec![id])).await,
-                Err(_) => Err(error(StatusCode::BAD_REQUEST, "delivery id must be a number")),
+                Err(_) => Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "delivery id must be a number",
+                )),
             },
             (Method::GET | Method::POST, _) => Err(error(StatusCode::NOT_FOUND, "not found")),
             _ => Err(error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")),
         };
-        result.unwrap_or_else(|r| r)
+        result.unwrap_or_else(ApiError::into_response)
     }
 
-    async fn list(&self, q: Query) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
+    async fn list(&self, q: Query) -> ApiResult {
         let status = match q.status.as_deref() {
             None => None,
             Some(s) => Some(DeliveryStatus::parse(s).ok_or_else(|| {
-                error(StatusCode::BAD_REQUEST, "status must be pending, delivered or dead")
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "status must be pending, delivered or dead",
+                )
             })?),
         };
         let limit = match q.limit.as_deref() {
@@ -194,28 +232,38 @@ impl Admin {
             target: q.target,
             limit,
         };
-        let rows = self.store.list_deliveries(&filter).await.map_err(store_error)?;
+        let rows = self
+            .store
+            .list_deliveries(&filter)
+            .await
+            .map_err(store_error)?;
         Ok(json_response(StatusCode::OK, json!({ "deliveries": rows })))
     }
 
-    async fn event(&self, id: &str) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
+    async fn event(&self, id: &str) -> ApiResult {
         let found = self.store.get_event(id).await.map_err(store_error)?;
         let Some((event, deliveries, attempts)) = found else {
             return Err(error(StatusCode::NOT_FOUND, "no such event"));
         };
-        let payload: serde_json::Value = serde_json::from_slice(&event.body)
-            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&event.body).into_owned()));
+        let payload: serde_json::Value = serde_json::from_slice(&event.body).unwrap_or_else(|_| {
+            serde_json::Value::String(String::from_utf8_lossy(&event.body).into_owned())
+        });
         Ok(json_response(
             StatusCode::OK,
             json!({ "event": event, "payload": payload, "deliveries": deliveries, "attempts": attempts }),
         ))
     }
 
-    async fn replay_many(&self, q: Query) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
+    async fn replay_many(&self, q: Query) -> ApiResult {
         let status = match q.status.as_deref().unwrap_or("dead") {
             "dead" => DeliveryStatus::Dead,
             "delivered" => DeliveryStatus::Delivered,
-            _ => return Err(error(StatusCode::BAD_REQUEST, "status must be dead or delivered")),
+            _ => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "status must be dead or delivered",
+                ));
+            }
         };
         self.replay(ReplaySelector::Status {
             status,
@@ -224,8 +272,12 @@ impl Admin {
         .await
     }
 
-    async fn replay(&self, sel: ReplaySelector) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
-        let n = self.store.replay(sel, now_ms()).await.map_err(store_error)?;
+    async fn replay(&self, sel: ReplaySelector) -> ApiResult {
+        let n = self
+            .store
+            .replay(sel, now_ms())
+            .await
+            .map_err(store_error)?;
         if n > 0 {
             self.wake.notify_one();
         }
@@ -234,7 +286,7 @@ impl Admin {
     }
 }
 
-fn store_error(e: crate::outbox::StoreError) -> Response<Full<Bytes>> {
+fn store_error(e: crate::outbox::StoreError) -> ApiError {
     tracing::error!(error = %e, "admin API: store error");
     error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
 }

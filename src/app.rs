@@ -17,10 +17,12 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin::Admin;
 use crate::config::{Config, ConfigError};
+use crate::dispatch::Dispatcher;
 use crate::ingress::{self, Ingress, ServerLimits};
 use crate::metrics::Metrics;
 use crate::outbox::{Store, StoreError};
 use crate::route::RouteTable;
+use crate::targets::Targets;
 
 /// How often old events are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
@@ -48,8 +50,8 @@ pub async fn run(
     if released > 0 {
         tracing::info!(released, "released leases held by a previous run");
     }
-    let target_names: Vec<&str> = config.targets.keys().map(String::as_str).collect();
-    let routes = Arc::new(RouteTable::compile(&config.routes, &target_names)?);
+    let (routes, targets) = compile(&config)?;
+    let routes = Arc::new(routes);
     let wake = Arc::new(Notify::new());
     let draining = Arc::new(AtomicBool::new(false));
 
@@ -102,6 +104,15 @@ pub async fn run(
         stop_background.clone().cancelled_owned(),
     ));
 
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        &targets,
+        &config.targets,
+        metrics.clone(),
+        wake.clone(),
+    );
+    tasks.spawn(dispatcher.run(stop_background.clone()));
+
     tasks.spawn(prune_loop(
         store.clone(),
         config.store.retention,
@@ -131,6 +142,16 @@ pub async fn run(
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The runtime objects `routes.toml` describes beyond its own validation: the compiled rule
+/// table and the targets with their templates. `hookgate check` runs this too, so whatever
+/// would fail start-up fails the check.
+pub fn compile(config: &Config) -> Result<(RouteTable, Targets), ConfigError> {
+    let target_names: Vec<&str> = config.targets.keys().map(String::as_str).collect();
+    let routes = RouteTable::compile(&config.routes, &target_names)?;
+    let targets = Targets::build(&config.targets)?;
+    Ok((routes, targets))
 }
 
 async fn prune_loop(store: Store, retention: Duration, stop: CancellationToken) {

@@ -33,11 +33,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(async move {
                 let ingress = tokio::net::TcpListener::bind(cfg.server.listen)
                     .await
-                    .with_context(|| format!("cannot listen on server.listen {}", cfg.server.listen))?;
+                    .with_context(|| {
+                        format!("cannot listen on server.listen {}", cfg.server.listen)
+                    })?;
                 let admin = tokio::net::TcpListener::bind(cfg.server.admin_listen)
                     .await
                     .with_context(|| {
-                        format!("cannot listen on server.admin_listen {}", cfg.server.admin_listen)
+                        format!(
+                            "cannot listen on server.admin_listen {}",
+                            cfg.server.admin_listen
+                        )
                     })?;
                 tracing::info!(
                     listen = %ingress.local_addr()?, admin = %admin.local_addr()?,
@@ -47,24 +52,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             })
         }
-        Command::Check(c) => match config::load(&c.config) {
-            Ok(cfg) => {
-                print!("{}", cfg.summary());
-                println!("{}: OK", c.config.display());
-                Ok(ExitCode::SUCCESS)
+        Command::Check(c) => {
+            let checked = config::load_all(&c.config).and_then(|cfg| {
+                app::compile(&cfg).map_err(|e| config::ConfigErrors(vec![e]))?;
+                Ok(cfg)
+            });
+            match checked {
+                Ok(cfg) => {
+                    print!("{}", cfg.summary());
+                    println!("{}: OK", c.config.display());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(errors) => {
+                    for e in &errors.0 {
+                        eprintln!("{}: {e}", c.config.display());
+                    }
+                    eprintln!("{}: {} error(s)", c.config.display(), errors.0.len());
+                    Ok(ExitCode::from(1))
+                }
             }
-            Err(e) => {
-                eprintln!("{}: {e}", c.config.display());
-                Ok(ExitCode::from(1))
-            }
-        },
+        }
         Command::Sign(args) => {
             print!("{}", hookgate::cli::send::sign(args)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Send(args) => {
             let ok = runtime()?.block_on(hookgate::cli::send::send(args))?;
-            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
     }
 }

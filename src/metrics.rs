@@ -11,8 +11,8 @@ use prometheus::{
 
 /// Buckets for fast local work (ingest, store commits): 50 µs .. 2.5 s.
 const FAST_BUCKETS: &[f64] = &[
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.5,
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5,
 ];
 
 /// Buckets for outbound calls and end-to-end delivery: 1 ms .. 1 h.

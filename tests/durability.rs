@@ -68,7 +68,9 @@ async fn an_acknowledged_event_survives_sigkill() {
     let mut p = spawn(&cfg);
     let mut ids = Vec::new();
     for i in 0..20 {
-        let body = format!(r#"{{"event":"MODEL_VERSION_CREATED","model_name":"kill-test","version":"{i}"}}"#);
+        let body = format!(
+            r#"{{"event":"MODEL_VERSION_CREATED","model_name":"kill-test","version":"{i}"}}"#
+        );
         let (s, b) = post(p.addr, &body).await;
         assert_eq!((s, b["status"].as_str()), (200, Some("accepted")));
         ids.push(b["event_id"].as_str().unwrap().to_string());
@@ -77,12 +79,20 @@ async fn an_acknowledged_event_survives_sigkill() {
     p.child.kill().unwrap();
     p.child.wait().unwrap();
 
-    assert_eq!(stored_event_ids(&db).await, ids, "every acknowledged event is on disk");
+    assert_eq!(
+        stored_event_ids(&db).await,
+        ids,
+        "every acknowledged event is on disk"
+    );
 
     let mut p = spawn(&cfg);
     let body = r#"{"event":"MODEL_VERSION_CREATED","model_name":"kill-test","version":"19"}"#;
     let (s, b) = post(p.addr, body).await;
-    assert_eq!((s, b["status"].as_str()), (200, Some("duplicate")), "still known after restart");
+    assert_eq!(
+        (s, b["status"].as_str()),
+        (200, Some("duplicate")),
+        "still known after restart"
+    );
     assert_eq!(count_rows(&db, "events").await, 20);
     p.child.kill().unwrap();
     p.child.wait().unwrap();
@@ -106,7 +116,10 @@ async fn sigterm_drains_and_exits_cleanly() {
             assert!(status.success(), "exit status {status:?}");
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "did not exit after SIGTERM");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "did not exit after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(count_rows(&db, "events").await, 1);

@@ -37,12 +37,18 @@ async fn every_databricks_vector_gets_its_outcome() {
         } else {
             let code: u16 = if want.contains("(400)") { 400 } else { 401 };
             assert_eq!(status, code, "{}: {want}: {body}", v.file);
-            assert_eq!(after, before, "{}: a rejected request stores nothing", v.file);
+            assert_eq!(
+                after, before,
+                "{}: a rejected request stores nothing",
+                v.file
+            );
             assert_eq!(body["status"], "rejected", "{}", v.file);
             let expected_reason = match v.file.as_str() {
                 "bad-json-signed.json" => "invalid_json",
                 "bad-missing-signature.json" => "missing_signature",
-                "bad-signature-not-hex.json" | "bad-signature-truncated.json" => "malformed_signature",
+                "bad-signature-not-hex.json" | "bad-signature-truncated.json" => {
+                    "malformed_signature"
+                }
                 _ => "bad_signature",
             };
             assert_eq!(reason(&body), expected_reason, "{}", v.file);
@@ -50,13 +56,25 @@ async fn every_databricks_vector_gets_its_outcome() {
     }
     assert_eq!(accepted, 14, "12 documented events + 2 accepted edge cases");
     let m = g.metrics().await;
-    assert_eq!(metric(&m, r#"hookgate_requests_total{endpoint="databricks",status="200"}"#), Some(14.0));
     assert_eq!(
-        metric(&m, r#"hookgate_verification_failures_total{endpoint="databricks",reason="bad_signature"}"#),
+        metric(
+            &m,
+            r#"hookgate_requests_total{endpoint="databricks",status="200"}"#
+        ),
+        Some(14.0)
+    );
+    assert_eq!(
+        metric(
+            &m,
+            r#"hookgate_verification_failures_total{endpoint="databricks",reason="bad_signature"}"#
+        ),
         Some(3.0)
     );
     assert_eq!(
-        metric(&m, r#"hookgate_events_total{endpoint="databricks",event="MODEL_VERSION_ALIAS_SET"}"#),
+        metric(
+            &m,
+            r#"hookgate_events_total{endpoint="databricks",event="MODEL_VERSION_ALIAS_SET"}"#
+        ),
         Some(1.0),
         "unknown event names are kept and counted"
     );
@@ -81,7 +99,11 @@ async fn every_mlflow_vector_gets_its_outcome() {
         if v.expected["signature_valid"] == true {
             assert_eq!(status, 200, "{}: {body}", v.file);
             assert_eq!(body["status"], "accepted", "{}", v.file);
-            assert_eq!(body["event_id"], v.expected["delivery_id"], "{}: the delivery id is the event id", v.file);
+            assert_eq!(
+                body["event_id"], v.expected["delivery_id"],
+                "{}: the delivery id is the event id",
+                v.file
+            );
             let name = format!(
                 "{}.{}",
                 v.expected["entity"].as_str().unwrap(),
@@ -121,7 +143,11 @@ async fn mlflow_timestamps_outside_the_tolerance_are_replays() {
     // Re-signed now, the same delivery is fresh and accepted.
     let fresh = resign_mlflow_now(&v);
     let (status, body) = g.send_vector_to(&fresh, "/mlflow/fresh").await;
-    assert_eq!((status, body["status"].as_str()), (200, Some("accepted")), "{body}");
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("accepted")),
+        "{body}"
+    );
     g.stop().await;
 }
 
@@ -160,8 +186,14 @@ async fn concurrent_identical_deliveries_store_one_event() {
     let body = r#"{"event":"MODEL_VERSION_CREATED","model_name":"race","version":"1","event_timestamp":1}"#;
     let futs: Vec<_> = (0..16).map(|_| g.post_databricks(body)).collect();
     let results = futures_util::future::join_all(futs).await;
-    let accepted = results.iter().filter(|(_, b)| b["status"] == "accepted").count();
-    let duplicates = results.iter().filter(|(_, b)| b["status"] == "duplicate").count();
+    let accepted = results
+        .iter()
+        .filter(|(_, b)| b["status"] == "accepted")
+        .count();
+    let duplicates = results
+        .iter()
+        .filter(|(_, b)| b["status"] == "duplicate")
+        .count();
     assert_eq!((accepted, duplicates), (1, 15), "{results:?}");
     assert_eq!(count_rows(&g.db, "events").await, 1);
     g.stop().await;
@@ -171,15 +203,24 @@ async fn concurrent_identical_deliveries_store_one_event() {
 async fn concurrent_distinct_deliveries_are_all_stored() {
     let g = Gateway::start("").await;
     let bodies: Vec<String> = (0..200)
-        .map(|i| format!(r#"{{"event":"MODEL_VERSION_CREATED","model_name":"m{i}","version":"{i}"}}"#))
+        .map(|i| {
+            format!(r#"{{"event":"MODEL_VERSION_CREATED","model_name":"m{i}","version":"{i}"}}"#)
+        })
         .collect();
     let futs: Vec<_> = bodies.iter().map(|b| g.post_databricks(b)).collect();
     let results = futures_util::future::join_all(futs).await;
-    assert!(results.iter().all(|(s, b)| *s == 200 && b["status"] == "accepted"));
+    assert!(
+        results
+            .iter()
+            .all(|(s, b)| *s == 200 && b["status"] == "accepted")
+    );
     assert_eq!(count_rows(&g.db, "events").await, 200);
     let m = g.metrics().await;
     assert_eq!(
-        metric(&m, r#"hookgate_events_total{endpoint="databricks",event="MODEL_VERSION_CREATED"}"#),
+        metric(
+            &m,
+            r#"hookgate_events_total{endpoint="databricks",event="MODEL_VERSION_CREATED"}"#
+        ),
         Some(200.0)
     );
     g.stop().await;
@@ -192,22 +233,48 @@ async fn bad_input_gets_a_clear_answer_and_changes_nothing() {
         .into_iter()
         .find(|v| v.file == "MODEL_VERSION_CREATED.json")
         .unwrap();
-    let sig = v.headers.iter().find(|(k, _)| k == "X-Databricks-Signature").unwrap().1.clone();
+    let sig = v
+        .headers
+        .iter()
+        .find(|(k, _)| k == "X-Databricks-Signature")
+        .unwrap()
+        .1
+        .clone();
     let body = v.body.as_bytes().to_vec();
 
     // Wrong method.
-    let r = g.client.get(g.url("/hooks/databricks")).send().await.unwrap();
+    let r = g
+        .client
+        .get(g.url("/hooks/databricks"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 405);
     assert_eq!(r.headers()["allow"], "POST");
     // Unknown path.
-    let (s, b) = g.post_raw("POST", "/hooks/nope", &[("X-Databricks-Signature", &sig)], body.clone()).await;
+    let (s, b) = g
+        .post_raw(
+            "POST",
+            "/hooks/nope",
+            &[("X-Databricks-Signature", &sig)],
+            body.clone(),
+        )
+        .await;
     assert_eq!((s, reason(&b)), (404, "unknown_path"));
     // 10 MB body, declared: refused before it is read.
     let big = vec![b'x'; 10 * 1024 * 1024];
-    let (s, b) = g.post_raw("POST", "/hooks/databricks", &[("X-Databricks-Signature", &sig)], big.clone()).await;
+    let (s, b) = g
+        .post_raw(
+            "POST",
+            "/hooks/databricks",
+            &[("X-Databricks-Signature", &sig)],
+            big.clone(),
+        )
+        .await;
     assert_eq!((s, reason(&b)), (413, "body_too_large"));
     // 10 MB body, chunked (no Content-Length): cut off at the limit.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        big.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
     let stream = futures_util::stream::iter(chunks);
     let r = g
         .client
@@ -222,19 +289,42 @@ async fn bad_input_gets_a_clear_answer_and_changes_nothing() {
         Err(e) => assert!(e.is_request() || e.is_body(), "{e}"),
     }
     // Missing signature header.
-    let (s, b) = g.post_raw("POST", "/hooks/databricks", &[], body.clone()).await;
+    let (s, b) = g
+        .post_raw("POST", "/hooks/databricks", &[], body.clone())
+        .await;
     assert_eq!((s, reason(&b)), (401, "missing_signature"));
     // Garbage signature encodings.
-    for garbage in ["", "zz", "not hex at all", &"g".repeat(64), &sig[..63], &format!("{sig}00"), "sha256=abc"] {
-        let (s, b) = g.post_raw("POST", "/hooks/databricks", &[("X-Databricks-Signature", garbage)], body.clone()).await;
+    for garbage in [
+        "",
+        "zz",
+        "not hex at all",
+        &"g".repeat(64),
+        &sig[..63],
+        &format!("{sig}00"),
+        "sha256=abc",
+    ] {
+        let (s, b) = g
+            .post_raw(
+                "POST",
+                "/hooks/databricks",
+                &[("X-Databricks-Signature", garbage)],
+                body.clone(),
+            )
+            .await;
         assert_eq!(s, 401, "{garbage:?}: {b}");
-        assert!(["malformed_signature", "bad_signature"].contains(&reason(&b)), "{garbage:?}: {b}");
+        assert!(
+            ["malformed_signature", "bad_signature"].contains(&reason(&b)),
+            "{garbage:?}: {b}"
+        );
     }
     // Non-UTF-8 header bytes.
     let r = g
         .client
         .post(g.url("/hooks/databricks"))
-        .header("X-Databricks-Signature", reqwest::header::HeaderValue::from_bytes(b"\xff\xfe").unwrap())
+        .header(
+            "X-Databricks-Signature",
+            reqwest::header::HeaderValue::from_bytes(b"\xff\xfe").unwrap(),
+        )
         .body(body.clone())
         .send()
         .await
@@ -243,16 +333,35 @@ async fn bad_input_gets_a_clear_answer_and_changes_nothing() {
     // A validly signed body that is not JSON.
     let not_json = b"event=MODEL_VERSION_CREATED".to_vec();
     let s2 = hookgate::verify::databricks::sign(DATABRICKS_SECRET.as_bytes(), &not_json);
-    let (s, b) = g.post_raw("POST", "/hooks/databricks", &[("X-Databricks-Signature", &s2)], not_json).await;
+    let (s, b) = g
+        .post_raw(
+            "POST",
+            "/hooks/databricks",
+            &[("X-Databricks-Signature", &s2)],
+            not_json,
+        )
+        .await;
     assert_eq!((s, reason(&b)), (400, "invalid_json"));
     // A JSON array is not an event either.
     let arr = b"[1,2,3]".to_vec();
     let s3 = hookgate::verify::databricks::sign(DATABRICKS_SECRET.as_bytes(), &arr);
-    let (s, _) = g.post_raw("POST", "/hooks/databricks", &[("X-Databricks-Signature", &s3)], arr).await;
+    let (s, _) = g
+        .post_raw(
+            "POST",
+            "/hooks/databricks",
+            &[("X-Databricks-Signature", &s3)],
+            arr,
+        )
+        .await;
     assert_eq!(s, 400);
     // MLflow: missing delivery id / timestamp, garbage signature.
     let (s, b) = g
-        .post_raw("POST", "/mlflow/webhook", &[("X-MLflow-Signature", "v1,AAAA")], body.clone())
+        .post_raw(
+            "POST",
+            "/mlflow/webhook",
+            &[("X-MLflow-Signature", "v1,AAAA")],
+            body.clone(),
+        )
         .await;
     assert_eq!(s, 401, "{b}");
     let (s, b) = g
@@ -282,7 +391,11 @@ async fn bad_input_gets_a_clear_answer_and_changes_nothing() {
         .await;
     assert_eq!((s, reason(&b)), (401, "malformed_signature"));
 
-    assert_eq!(count_rows(&g.db, "events").await, 0, "no bad request stored anything");
+    assert_eq!(
+        count_rows(&g.db, "events").await,
+        0,
+        "no bad request stored anything"
+    );
     // The gateway is still healthy after all of that.
     let (s, b) = g.send_vector(&v).await;
     assert_eq!((s, b["status"].as_str()), (200, Some("accepted")));
@@ -294,7 +407,9 @@ async fn slow_clients_are_cut_off() {
     let g = Gateway::start("").await;
     // Headers never finished: the connection is closed after header_read_timeout (2 s here).
     let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
-    s.write_all(b"POST /hooks/databricks HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    s.write_all(b"POST /hooks/databricks HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
     let mut buf = Vec::new();
     let r = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
     assert!(r.is_ok(), "the server closed the half-sent request");
@@ -311,7 +426,10 @@ async fn slow_clients_are_cut_off() {
     let text = String::from_utf8_lossy(&buf);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     // Meanwhile, a well-behaved client is served.
-    let v = load_vectors("databricks").into_iter().find(|v| v.file == "MODEL_VERSION_CREATED.json").unwrap();
+    let v = load_vectors("databricks")
+        .into_iter()
+        .find(|v| v.file == "MODEL_VERSION_CREATED.json")
+        .unwrap();
     let (st, _) = g.send_vector(&v).await;
     assert_eq!(st, 200);
     g.stop().await;
@@ -324,12 +442,27 @@ async fn health_readiness_and_metrics() {
     assert_eq!(r.status(), 200);
     let r = g.client.get(g.admin_url("/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let v = load_vectors("databricks").into_iter().find(|v| v.file == "MODEL_VERSION_CREATED.json").unwrap();
+    let v = load_vectors("databricks")
+        .into_iter()
+        .find(|v| v.file == "MODEL_VERSION_CREATED.json")
+        .unwrap();
     g.send_vector(&v).await;
     let m = g.metrics().await;
-    assert_eq!(metric(&m, r#"hookgate_events_total{endpoint="databricks",event="MODEL_VERSION_CREATED"}"#), Some(1.0));
-    assert_eq!(metric(&m, "hookgate_ingest_duration_seconds_count"), Some(1.0));
-    assert!(m.contains(&format!("hookgate_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"))));
+    assert_eq!(
+        metric(
+            &m,
+            r#"hookgate_events_total{endpoint="databricks",event="MODEL_VERSION_CREATED"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&m, "hookgate_ingest_duration_seconds_count"),
+        Some(1.0)
+    );
+    assert!(m.contains(&format!(
+        "hookgate_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    )));
     assert!(!m.contains(DATABRICKS_SECRET), "no secret in metrics");
     g.stop().await;
 }
@@ -337,9 +470,21 @@ async fn health_readiness_and_metrics() {
 #[tokio::test]
 async fn http2_cleartext_is_served() {
     let g = Gateway::start("").await;
-    let c = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
-    let v = load_vectors("databricks").into_iter().find(|v| v.file == "MODEL_VERSION_CREATED.json").unwrap();
-    let sig = v.headers.iter().find(|(k, _)| k == "X-Databricks-Signature").unwrap().1.clone();
+    let c = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let v = load_vectors("databricks")
+        .into_iter()
+        .find(|v| v.file == "MODEL_VERSION_CREATED.json")
+        .unwrap();
+    let sig = v
+        .headers
+        .iter()
+        .find(|(k, _)| k == "X-Databricks-Signature")
+        .unwrap()
+        .1
+        .clone();
     let r = c
         .post(g.url("/hooks/databricks"))
         .header("X-Databricks-Signature", sig)
@@ -359,10 +504,16 @@ async fn graceful_shutdown_stops_accepting_and_keeps_what_was_acknowledged() {
     let g = Gateway::start_with(&base_config(&db, ""), db.clone()).await;
     let addr = g.addr;
     let db = g.db.clone();
-    let v = load_vectors("databricks").into_iter().find(|v| v.file == "MODEL_VERSION_CREATED.json").unwrap();
+    let v = load_vectors("databricks")
+        .into_iter()
+        .find(|v| v.file == "MODEL_VERSION_CREATED.json")
+        .unwrap();
     let (s, _) = g.send_vector(&v).await;
     assert_eq!(s, 200);
     g.stop().await;
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "listener closed");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "listener closed"
+    );
     assert_eq!(count_rows(&db, "events").await, 1);
 }

@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::verify::Scheme;
 
 #[derive(Parser, Debug)]
-#[command(name = "hookgate", version, about = "A verifying, durable gateway for MLflow Model Registry webhooks")]
+#[command(
+    name = "hookgate",
+    version,
+    about = "A verifying, durable gateway for MLflow Model Registry webhooks"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -70,7 +70,10 @@ fn stages(event: &str) -> (&'static str, &'static str) {
 fn databricks(event: &str, model: &str, version: &str, now_ms: i64) -> String {
     let mut o = Map::new();
     o.insert("event".into(), json!(event));
-    o.insert("webhook_id".into(), json!("c5596721253c4b429368cf6f4341b88a"));
+    o.insert(
+        "webhook_id".into(),
+        json!("c5596721253c4b429368cf6f4341b88a"),
+    );
     o.insert("event_timestamp".into(), json!(now_ms));
     o.insert("model_name".into(), json!(model));
     let (from, to) = stages(event);
@@ -80,7 +83,10 @@ fn databricks(event: &str, model: &str, version: &str, now_ms: i64) -> String {
             format!("A new version {version} of registered model '{model}' was created.")
         }
         "COMMENT_CREATED" => {
-            o.insert("comment".into(), json!("Looks good to me; metrics are above the bar."));
+            o.insert(
+                "comment".into(),
+                json!("Looks good to me; metrics are above the bar."),
+            );
             format!("A user commented on registered model '{model}' version {version}.")
         }
         "MODEL_VERSION_TAG_SET" => {
@@ -95,7 +101,9 @@ fn databricks(event: &str, model: &str, version: &str, now_ms: i64) -> String {
         e if e.starts_with("MODEL_VERSION_TRANSITIONED") => {
             o.insert("to_stage".into(), json!(to));
             o.insert("from_stage".into(), json!(from));
-            format!("Registered model '{model}' version {version} transitioned from {from} to {to}.")
+            format!(
+                "Registered model '{model}' version {version} transitioned from {from} to {to}."
+            )
         }
         e if e.starts_with("TRANSITION_REQUEST") => {
             o.insert("to_stage".into(), json!(to));
@@ -214,11 +222,21 @@ mod tests {
     #[test]
     fn every_databricks_event_has_a_sample_with_its_fields() {
         for e in DATABRICKS_EVENTS {
-            let body = sample_body(Scheme::Databricks, e, "fraud-detector", "3", 1_700_000_000_000).unwrap();
+            let body = sample_body(
+                Scheme::Databricks,
+                e,
+                "fraud-detector",
+                "3",
+                1_700_000_000_000,
+            )
+            .unwrap();
             let v: Value = serde_json::from_str(&body).unwrap();
             assert_eq!(v["event"], *e);
             assert_eq!(v["model_name"], "fraud-detector");
-            assert!(v["text"].as_str().unwrap().contains("fraud-detector"), "{body}");
+            assert!(
+                v["text"].as_str().unwrap().contains("fraud-detector"),
+                "{body}"
+            );
             if e.contains("TRANSITION") {
                 assert!(v["to_stage"].is_string(), "{body}");
             }
@@ -236,7 +254,14 @@ mod tests {
 
     #[test]
     fn mlflow_samples_use_python_separators_and_ascii() {
-        let m = sample_body(Scheme::Mlflow, "model_version_alias.created", "modèle", "2", 0).unwrap();
+        let m = sample_body(
+            Scheme::Mlflow,
+            "model_version_alias.created",
+            "modèle",
+            "2",
+            0,
+        )
+        .unwrap();
         assert!(m.contains("\"data\": {\"name\": \"mod\\u00e8le\", \"alias\": \"champion\", \"version\": \"2\"}"), "{m}");
         let v: Value = serde_json::from_str(&m).unwrap();
         assert_eq!(v["data"]["name"], "modèle");

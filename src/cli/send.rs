@@ -3,8 +3,8 @@
 
 use std::io::Read;
 
-use crate::cli::{SendArgs, SignArgs};
 use crate::cli::samples::sample_body;
+use crate::cli::{SendArgs, SignArgs};
 use crate::verify::{Scheme, databricks, mlflow};
 
 /// The signature headers a sender would attach to `body`.
@@ -37,8 +37,8 @@ pub fn sign(args: SignArgs) -> anyhow::Result<String> {
     let mut body = Vec::new();
     match &args.file {
         Some(p) => {
-            body = std::fs::read(p)
-                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?
+            body =
+                std::fs::read(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?
         }
         None => {
             std::io::stdin().read_to_end(&mut body)?;
@@ -51,10 +51,7 @@ pub fn sign(args: SignArgs) -> anyhow::Result<String> {
         args.delivery_id,
         args.timestamp,
     );
-    Ok(headers
-        .iter()
-        .map(|(k, v)| format!("{k}: {v}\n"))
-        .collect())
+    Ok(headers.iter().map(|(k, v)| format!("{k}: {v}\n")).collect())
 }
 
 pub async fn send(args: SendArgs) -> anyhow::Result<bool> {

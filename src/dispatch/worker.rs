@@ -166,12 +166,21 @@ impl Dispatcher {
         inflight.wait().await;
     }
 
-    async fn attempt(self: Arc<Self>, lane: Arc<Lane>, claim: Claimed, permit: OwnedSemaphorePermit) {
+    async fn attempt(
+        self: Arc<Self>,
+        lane: Arc<Lane>,
+        claim: Claimed,
+        permit: OwnedSemaphorePermit,
+    ) {
         let target = lane.target.name();
         let attempt = claim.attempts + 1;
         let ev = &claim.event;
         let delivery_id = (ev.scheme == crate::verify::Scheme::Mlflow).then(|| ev.event_id.clone());
-        let parsed = Event::parse(ev.scheme, &Verified::from_store(delivery_id), ev.body.clone());
+        let parsed = Event::parse(
+            ev.scheme,
+            &Verified::from_store(delivery_id),
+            ev.body.clone(),
+        );
         if let Some(p) = &lane.pacer {
             p.wait().await;
         }

@@ -147,7 +147,13 @@ impl Ingress {
         }
         let Some(ep) = self.by_path.get(path) else {
             tracing::info!(path = %truncate(path, 200), method = %req.method(), "unknown path");
-            return self.count("unknown", json(StatusCode::NOT_FOUND, &Answer::error("error", "unknown_path")));
+            return self.count(
+                "unknown",
+                json(
+                    StatusCode::NOT_FOUND,
+                    &Answer::error("error", "unknown_path"),
+                ),
+            );
         };
         let started = Instant::now();
         let response = self.handle_endpoint(ep, req).await;
@@ -178,7 +184,8 @@ impl Ingress {
                 StatusCode::METHOD_NOT_ALLOWED,
                 &Answer::error("error", "method_not_allowed"),
             );
-            r.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
+            r.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("POST"));
             return r;
         }
         let declared = req
@@ -266,7 +273,10 @@ impl Ingress {
                             .with_label_values(&[&ep.name, &event.name])
                             .inc();
                         if new.targets.is_empty() {
-                            self.metrics.unrouted_events.with_label_values(&[&ep.name]).inc();
+                            self.metrics
+                                .unrouted_events
+                                .with_label_values(&[&ep.name])
+                                .inc();
                         } else {
                             self.wake.notify_one();
                         }
@@ -305,7 +315,8 @@ impl Ingress {
                     StatusCode::SERVICE_UNAVAILABLE,
                     &Answer::error("error", "store_unavailable"),
                 );
-                r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));
+                r.headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("5"));
                 r
             }
         }

@@ -29,7 +29,9 @@ use prometheus::IntGauge;
 /// What a listener serves: one request in, one response out. Boxed so the ingress and the admin
 /// listener share one accept loop.
 pub type Handler = Arc<
-    dyn Fn(Request<Incoming>) -> std::pin::Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>
+    dyn Fn(
+            Request<Incoming>,
+        ) -> std::pin::Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>
         + Send
         + Sync,
 >;
@@ -94,7 +96,9 @@ pub async fn serve(
             let fut = h(req);
             async move { Ok::<_, std::convert::Infallible>(fut.await) }
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), svc)
+            .into_owned();
         let conn = graceful.watch(conn);
         let gauge = connections.clone();
         if let Some(g) = &gauge {

@@ -21,8 +21,8 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{
-    AttemptRecord, AttemptResult, AttemptRow, Claimed, DeliveryFilter, DeliveryRow,
-    DeliveryStatus, Ingested, NewEvent, ReplaySelector, StoreError, StoredEvent, TargetCounts,
+    AttemptRecord, AttemptResult, AttemptRow, Claimed, DeliveryFilter, DeliveryRow, DeliveryStatus,
+    Ingested, NewEvent, ReplaySelector, StoreError, StoredEvent, TargetCounts,
 };
 use crate::metrics::Metrics;
 use crate::verify::Scheme;
@@ -255,7 +255,8 @@ impl SqliteStore {
             q.push(" AND d.target = ").push_bind(t.clone());
         }
         let limit = if filter.limit == 0 { 100 } else { filter.limit };
-        q.push(" ORDER BY d.id DESC LIMIT ").push_bind(i64::from(limit));
+        q.push(" ORDER BY d.id DESC LIMIT ")
+            .push_bind(i64::from(limit));
         let rows = q.build().fetch_all(&self.inner.read).await?;
         rows.iter().map(delivery_row).collect()
     }
@@ -361,7 +362,8 @@ impl AssertSql {
     }
 }
 
-const DELIVERY_SELECT: &str = "SELECT d.id, e.event_id, e.endpoint, e.name, e.model, d.target, d.status, d.attempts,
+const DELIVERY_SELECT: &str =
+    "SELECT d.id, e.event_id, e.endpoint, e.name, e.model, d.target, d.status, d.attempts,
         d.next_attempt_at, d.last_error, d.created_at, d.updated_at
  FROM deliveries d JOIN events e ON e.id = d.event_row";
 
@@ -402,7 +404,11 @@ fn stored_event(r: &SqliteRow) -> Result<(i64, StoredEvent), StoreError> {
     ))
 }
 
-async fn writer_loop(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Op>, metrics: Arc<Metrics>) {
+async fn writer_loop(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::Receiver<Op>,
+    metrics: Arc<Metrics>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         batch.clear();

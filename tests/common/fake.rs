@@ -116,7 +116,11 @@ impl FakeTarget {
                         let (s, a) = (s.clone(), a.clone());
                         async move {
                             let (parts, body) = req.into_parts();
-                            let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|c| c.to_bytes())
+                                .unwrap_or_default();
                             let answer = {
                                 let mut st = s.lock().unwrap();
                                 st.recorded.push(Recorded {
@@ -126,7 +130,10 @@ impl FakeTarget {
                                         .headers
                                         .iter()
                                         .map(|(k, v)| {
-                                            (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())
+                                            (
+                                                k.to_string(),
+                                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                                            )
                                         })
                                         .collect(),
                                     body,
@@ -155,8 +162,7 @@ impl FakeTarget {
                         .await;
                 });
             }
-        })
-        ;
+        });
         FakeTarget {
             addr,
             state,
@@ -193,7 +199,11 @@ impl FakeTarget {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                panic!("expected {n} requests within {within:?}, got {}: {:#?}", got.len(), got);
+                panic!(
+                    "expected {n} requests within {within:?}, got {}: {:#?}",
+                    got.len(),
+                    got
+                );
             }
             let _ = tokio::time::timeout(left.min(Duration::from_millis(100)), notified).await;
         }

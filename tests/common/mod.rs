@@ -244,7 +244,10 @@ impl Gateway {
         self.post_raw(
             "POST",
             "/hooks/databricks",
-            &[("Content-Type", "application/json"), ("X-Databricks-Signature", &sig)],
+            &[
+                ("Content-Type", "application/json"),
+                ("X-Databricks-Signature", &sig),
+            ],
             body.as_bytes().to_vec(),
         )
         .await
