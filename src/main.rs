@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use hookgate::cli::{Cli, Command};
+use hookgate::cli::{Cli, Command, DeliveriesCommand};
 use hookgate::{app, config, telemetry};
 
 fn main() -> ExitCode {
@@ -31,6 +31,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = config::load(&c.config)
                 .with_context(|| format!("invalid configuration {}", c.config.display()))?;
             runtime()?.block_on(async move {
+                let shutdown = shutdown_signal()?;
                 let ingress = tokio::net::TcpListener::bind(cfg.server.listen)
                     .await
                     .with_context(|| {
@@ -48,7 +49,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     listen = %ingress.local_addr()?, admin = %admin.local_addr()?,
                     version = env!("CARGO_PKG_VERSION"), "listening"
                 );
-                app::run(cfg, ingress, admin, shutdown_signal()).await?;
+                app::run(cfg, ingress, admin, shutdown).await?;
                 Ok(ExitCode::SUCCESS)
             })
         }
@@ -72,6 +73,64 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Explain(args) => {
+            let cfg = config::load(&args.config.config).with_context(|| {
+                format!("invalid configuration {}", args.config.config.display())
+            })?;
+            let (routes, targets) = app::compile(&cfg)?;
+            let req = hookgate::cli::explain::RequestFile::read(&args.request)?;
+            let now = args.now.unwrap_or_else(|| app::now_ms() / 1000);
+            let x = hookgate::cli::explain::explain(&cfg, &routes, &targets, &req, now);
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&x)?);
+            } else {
+                print!("{}", hookgate::cli::explain::render(&x));
+            }
+            Ok(if x.status == 200 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Deliveries(cmd) => {
+            let out = runtime()?.block_on(async move {
+                match cmd {
+                    DeliveriesCommand::List {
+                        config: c,
+                        status,
+                        target,
+                        limit,
+                        json,
+                    } => {
+                        let cfg = config::load(&c.config).with_context(|| {
+                            format!("invalid configuration {}", c.config.display())
+                        })?;
+                        hookgate::cli::deliveries::list(
+                            &cfg,
+                            status.as_deref(),
+                            target,
+                            limit,
+                            json,
+                        )
+                        .await
+                    }
+                    DeliveriesCommand::Replay {
+                        config: c,
+                        ids,
+                        dead,
+                        target,
+                        json,
+                    } => {
+                        let cfg = config::load(&c.config).with_context(|| {
+                            format!("invalid configuration {}", c.config.display())
+                        })?;
+                        hookgate::cli::deliveries::replay(&cfg, ids, dead, target, json).await
+                    }
+                }
+            })?;
+            print!("{out}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Sign(args) => {
             print!("{}", hookgate::cli::send::sign(args)?);
             Ok(ExitCode::SUCCESS)
@@ -87,24 +146,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM (what Kubernetes and systemd send).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Resolves on Ctrl-C or SIGTERM (what Kubernetes and systemd send). The handlers are
+/// installed here, before the listeners serve anything, so an early SIGTERM is never missed
+/// (the default action would kill the process without draining).
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => tracing::info!("Ctrl-C received"),
+            _ = term.recv() => tracing::info!("SIGTERM received"),
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("Ctrl-C received"),
-        _ = term => tracing::info!("SIGTERM received"),
-    }
+    })
 }

@@ -1,5 +1,7 @@
 //! The command line: `serve`, `check`, `explain`, `sign`, `send`, `deliveries`.
 
+pub mod deliveries;
+pub mod explain;
 pub mod samples;
 pub mod send;
 
@@ -33,6 +35,12 @@ pub enum Command {
     Serve(ConfigArg),
     /// Validate the whole configuration and summarise it; non-zero exit on any error.
     Check(ConfigArg),
+    /// Say what the gateway would do with a request file (verification, routes, outbound
+    /// requests with secrets redacted); nothing is sent or stored.
+    Explain(ExplainArgs),
+    /// Inspect and replay the outbox of the configured store.
+    #[command(subcommand)]
+    Deliveries(DeliveriesCommand),
     /// Print the signature header(s) for a body (read from FILE, or stdin).
     Sign(SignArgs),
     /// Post a realistic signed sample event and print the answer.
@@ -94,4 +102,52 @@ pub struct SendArgs {
     /// Print the request instead of sending it.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// A request file: {"method", "path", "headers", "body"} (the test-vector format).
+    pub request: PathBuf,
+    /// Judge MLflow timestamps against this unix time instead of now (to explain a recorded
+    /// request as of when it was sent).
+    #[arg(long)]
+    pub now: Option<i64>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DeliveriesCommand {
+    /// List deliveries, newest first.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long, value_parser = ["pending", "delivered", "dead"])]
+        status: Option<String>,
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put deliveries back in the queue (due now, with a fresh attempt budget).
+    Replay {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Delivery ids.
+        #[arg(required_unless_present = "dead", conflicts_with = "dead")]
+        ids: Vec<i64>,
+        /// Every dead delivery (of --target, if given).
+        #[arg(long)]
+        dead: bool,
+        #[arg(long, requires = "dead")]
+        target: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -98,6 +98,30 @@ pub fn event_id(delivery_id: Option<&str>, body: &[u8]) -> String {
     }
 }
 
+/// Why a request with a readable body was refused.
+#[derive(Debug)]
+pub enum Refusal {
+    /// 401: signature or token.
+    Unverified(verify::Rejection),
+    /// 400: verified, but not a JSON object.
+    NotJson(crate::event::ParseError),
+}
+
+/// The pure core of the ingress: verify, parse once, and name the event. Shared with
+/// `hookgate explain`, so what it reports is what the gateway does.
+pub fn admit(
+    scheme: Scheme,
+    auth: &EndpointAuth,
+    headers: &http::HeaderMap,
+    body: Bytes,
+    now_unix: i64,
+) -> Result<(Event, String), Refusal> {
+    let verified = verify::verify(auth, headers, &body, now_unix).map_err(Refusal::Unverified)?;
+    let event = Event::parse(scheme, &verified, body).map_err(Refusal::NotJson)?;
+    let id = event_id(verified.delivery_id(), &event.raw);
+    Ok((event, id))
+}
+
 impl Ingress {
     pub fn new(
         endpoints: &[EndpointConfig],
@@ -228,9 +252,15 @@ impl Ingress {
             Ok(Ok(c)) => c.to_bytes(),
         };
         let now = unix_now();
-        let verified = match verify::verify(&ep.auth, &parts.headers, &body, now.as_secs() as i64) {
-            Ok(v) => v,
-            Err(rejection) => {
+        let (event, event_id) = match admit(
+            ep.scheme,
+            &ep.auth,
+            &parts.headers,
+            body,
+            now.as_secs() as i64,
+        ) {
+            Ok(admitted) => admitted,
+            Err(Refusal::Unverified(rejection)) => {
                 self.metrics
                     .verification_failures
                     .with_label_values(&[&ep.name, rejection.code()])
@@ -241,10 +271,7 @@ impl Ingress {
                     &Answer::error("rejected", rejection.code()),
                 );
             }
-        };
-        let event = match Event::parse(ep.scheme, &verified, body) {
-            Ok(e) => e,
-            Err(e) => {
+            Err(Refusal::NotJson(e)) => {
                 tracing::warn!(endpoint = %ep.name, error = %e, "verified body is not a JSON object");
                 return json(
                     StatusCode::BAD_REQUEST,
@@ -253,7 +280,6 @@ impl Ingress {
             }
         };
         let targets = self.routes.targets_for(&ep.name, &event);
-        let event_id = event_id(verified.delivery_id(), &event.raw);
         let new = NewEvent {
             endpoint: ep.name.clone(),
             event_id,
