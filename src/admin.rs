@@ -29,6 +29,8 @@ pub struct Admin {
     pub draining: Arc<AtomicBool>,
     /// Wakes the dispatcher after a replay.
     pub wake: Arc<Notify>,
+    /// Names of the configured targets: each gets its queue gauges, 0 included.
+    pub targets: Vec<String>,
 }
 
 fn respond(
@@ -140,6 +142,14 @@ impl Admin {
             Ok(counts) => {
                 self.metrics.outbox_pending.reset();
                 self.metrics.dead_letters.reset();
+                // Every configured target gets both gauges, 0 when it has nothing queued: the
+                // store only reports targets with rows, so without this a series vanished once
+                // its last dead letter was replayed (an alert on it went "no data" instead of
+                // back to 0, and a target that never failed had no series at all).
+                for t in &self.targets {
+                    self.metrics.outbox_pending.with_label_values(&[t]).set(0);
+                    self.metrics.dead_letters.with_label_values(&[t]).set(0);
+                }
                 for c in counts {
                     self.metrics
                         .outbox_pending

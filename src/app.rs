@@ -87,6 +87,7 @@ pub async fn run(
         token: config.admin.token.clone(),
         draining: draining.clone(),
         wake: wake.clone(),
+        targets: config.targets.keys().cloned().collect(),
     });
     let admin_handler: ingress::Handler = Arc::new(move |req| {
         let admin = admin.clone();

@@ -109,6 +109,11 @@ impl Dispatcher {
     pub async fn run(self, stop: CancellationToken) {
         let this = Arc::new(self);
         let inflight = TaskTracker::new();
+        let names: Vec<String> = this
+            .lanes
+            .iter()
+            .map(|l| l.target.name().to_string())
+            .collect();
         while !stop.is_cancelled() {
             let now = now_ms();
             let mut lanes_full = false;
@@ -139,7 +144,7 @@ impl Dispatcher {
                     }
                 }
             }
-            let pause = match this.store.next_due_ms().await {
+            let pause = match this.store.next_due_ms(&names).await {
                 Ok(Some(due)) if due > now_ms() => {
                     Duration::from_millis((due - now_ms()) as u64).min(MAX_IDLE)
                 }

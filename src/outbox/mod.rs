@@ -268,10 +268,12 @@ impl Store {
         }
     }
 
-    /// The earliest `next_attempt_at_ms` of a pending, unleased delivery.
-    pub async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
+    /// The earliest `next_attempt_at_ms` of a pending, unleased delivery to one of `targets`
+    /// (the configured ones: a delivery to a target no longer configured is never claimed, so it
+    /// must not count as due).
+    pub async fn next_due_ms(&self, targets: &[String]) -> Result<Option<i64>, StoreError> {
         match self {
-            Store::Sqlite(s) => s.next_due_ms().await,
+            Store::Sqlite(s) => s.next_due_ms(targets).await,
         }
     }
 

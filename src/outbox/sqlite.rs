@@ -233,12 +233,23 @@ impl SqliteStore {
         self.call(Op::ReleaseLeases).await
     }
 
-    pub async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
-        let v: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending' AND lease_until IS NULL",
-        )
-        .fetch_one(&self.inner.read)
-        .await?;
+    pub async fn next_due_ms(&self, targets: &[String]) -> Result<Option<i64>, StoreError> {
+        if targets.is_empty() {
+            return Ok(None);
+        }
+        // Only the given targets: a pending delivery to a target that was removed from the
+        // configuration is never claimed, and counting it as due made the dispatcher loop
+        // without pause (a busy loop burning a core) for as long as that row existed.
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT MIN(next_attempt_at) FROM deliveries
+             WHERE status = 'pending' AND lease_until IS NULL AND target IN (",
+        );
+        let mut sep = q.separated(", ");
+        for t in targets {
+            sep.push_bind(t.clone());
+        }
+        q.push(")");
+        let v: Option<i64> = q.build_query_scalar().fetch_one(&self.inner.read).await?;
         Ok(v)
     }
 

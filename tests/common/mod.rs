@@ -2,6 +2,7 @@
 //! fake targets that record what they receive and answer as scripted.
 #![allow(dead_code)]
 
+pub mod delivery;
 pub mod fake;
 
 use std::collections::HashMap;
