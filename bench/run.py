@@ -252,7 +252,7 @@ def relay_phase(args, reqs, ceiling_bin):
         urllib.request.urlopen(req, timeout=60).read()
         while True:
             text = metrics(g.admin)
-            done = metric(text, 'hookgate_deliveries_total{target="sink",outcome="delivered"}')
+            done = metric(text, 'hookgate_deliveries_total{outcome="delivered",target="sink"}')
             if done >= n or time.time() - t0 > 300:
                 break
             time.sleep(0.05)
