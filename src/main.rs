@@ -143,6 +143,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Command::Webhooks(args) => runtime()?.block_on(hookgate::cli::webhooks::run(args)),
     }
 }
 

@@ -1,9 +1,10 @@
-//! The command line: `serve`, `check`, `explain`, `sign`, `send`, `deliveries`.
+//! The command line: `serve`, `check`, `explain`, `sign`, `send`, `deliveries`, `webhooks`.
 
 pub mod deliveries;
 pub mod explain;
 pub mod samples;
 pub mod send;
+pub mod webhooks;
 
 use std::path::PathBuf;
 
@@ -45,6 +46,9 @@ pub enum Command {
     Sign(SignArgs),
     /// Post a realistic signed sample event and print the answer.
     Send(SendArgs),
+    /// Manage the sender's webhooks for an endpoint (Databricks registry webhooks, MLflow
+    /// webhooks): list, create, test, activate, disable, delete, sync.
+    Webhooks(webhooks::WebhooksArgs),
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
