@@ -58,7 +58,11 @@ impl Gitlab {
 
     pub(crate) fn prepare(&self, r: &Render<'_>) -> Result<OutboundRequest, RenderError> {
         let mut rest = format!("ref={}", form_encode(&self.git_ref));
-        for (k, v) in self.variables(r)? {
+        for (k, v) in r.parameters(
+            self.variables.as_deref(),
+            "HOOKGATE_",
+            &["MODEL", "VERSION", "TO_STAGE", "ALIAS"],
+        )? {
             // Keys are restricted to [A-Za-z0-9_] at build, so the brackets are the only
             // punctuation; they are left readable, as GitLab's own examples write them.
             rest.push_str(&format!("&variables[{k}]={}", form_encode(&v)));
@@ -68,31 +72,6 @@ impl Gitlab {
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(body)
             .redact_body_as(format!("token={REDACTED}&{rest}")))
-    }
-
-    fn variables(&self, r: &Render<'_>) -> Result<Vec<(String, String)>, RenderError> {
-        if let Some(vars) = &self.variables {
-            return vars
-                .iter()
-                .map(|(k, t)| Ok((k.clone(), r.render(t)?)))
-                .collect();
-        }
-        let e = r.event();
-        let mut out = vec![
-            ("HOOKGATE_EVENT".to_string(), e.name.clone()),
-            ("HOOKGATE_EVENT_ID".to_string(), r.ctx.event_id.to_string()),
-        ];
-        for (k, v) in [
-            ("HOOKGATE_MODEL", &e.model),
-            ("HOOKGATE_VERSION", &e.version),
-            ("HOOKGATE_TO_STAGE", &e.to_stage),
-            ("HOOKGATE_ALIAS", &e.alias),
-        ] {
-            if let Some(v) = v {
-                out.push((k.to_string(), v.clone()));
-            }
-        }
-        Ok(out)
     }
 }
 

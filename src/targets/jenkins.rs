@@ -100,8 +100,12 @@ impl Jenkins {
             ),
             None => (self.url.clone(), self.shown_url.clone()),
         };
-        let body = self
-            .parameters(r)?
+        let body = r
+            .parameters(
+                self.parameters.as_deref(),
+                "",
+                &["MODEL", "VERSION", "FROM_STAGE", "TO_STAGE", "ALIAS"],
+            )?
             .iter()
             .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
             .collect::<Vec<_>>()
@@ -113,32 +117,6 @@ impl Jenkins {
         Ok(req
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(body))
-    }
-
-    fn parameters(&self, r: &Render<'_>) -> Result<Vec<(String, String)>, RenderError> {
-        if let Some(params) = &self.parameters {
-            return params
-                .iter()
-                .map(|(k, t)| Ok((k.clone(), r.render(t)?)))
-                .collect();
-        }
-        let e = r.event();
-        let mut out = vec![
-            ("EVENT".to_string(), e.name.clone()),
-            ("EVENT_ID".to_string(), r.ctx.event_id.to_string()),
-        ];
-        for (k, v) in [
-            ("MODEL", &e.model),
-            ("VERSION", &e.version),
-            ("FROM_STAGE", &e.from_stage),
-            ("TO_STAGE", &e.to_stage),
-            ("ALIAS", &e.alias),
-        ] {
-            if let Some(v) = v {
-                out.push((k.to_string(), v.clone()));
-            }
-        }
-        Ok(out)
     }
 }
 

@@ -204,6 +204,43 @@ pub(crate) struct Render<'a> {
 }
 
 impl<'a> Render<'a> {
+    /// CI-style `name=value` parameters (GitLab variables, Jenkins build parameters): the
+    /// configured templates rendered, or by default the event's name and id followed by each of
+    /// `fields` the event has (`MODEL`, `VERSION`, `FROM_STAGE`, `TO_STAGE`, `ALIAS`), every
+    /// name prefixed with `prefix`.
+    pub(crate) fn parameters(
+        &self,
+        configured: Option<&[(String, Tpl)]>,
+        prefix: &str,
+        fields: &[&str],
+    ) -> Result<Vec<(String, String)>, RenderError> {
+        if let Some(params) = configured {
+            return params
+                .iter()
+                .map(|(k, t)| Ok((k.clone(), self.render(t)?)))
+                .collect();
+        }
+        let e = self.event();
+        let mut out = vec![
+            (format!("{prefix}EVENT"), e.name.clone()),
+            (format!("{prefix}EVENT_ID"), self.ctx.event_id.to_string()),
+        ];
+        for field in fields {
+            let value = match *field {
+                "MODEL" => &e.model,
+                "VERSION" => &e.version,
+                "FROM_STAGE" => &e.from_stage,
+                "TO_STAGE" => &e.to_stage,
+                "ALIAS" => &e.alias,
+                other => unreachable!("no event field {other}"),
+            };
+            if let Some(v) = value {
+                out.push((format!("{prefix}{field}"), v.clone()));
+            }
+        }
+        Ok(out)
+    }
+
     pub(crate) fn new(
         target: &'a str,
         templates: &'a Templates,
@@ -329,27 +366,14 @@ pub(crate) const SAMPLE_BODY: &str = r#"{"event":"MODEL_VERSION_TRANSITIONED_STA
 
 /// The event templates are checked against at build.
 pub(crate) fn sample_event() -> Event {
-    let json: serde_json::Value =
-        serde_json::from_str(SAMPLE_BODY).expect("the built-in sample is JSON");
-    Event {
-        scheme: Scheme::Databricks,
-        name: "MODEL_VERSION_TRANSITIONED_STAGE".into(),
-        counterpart: None,
-        model: Some("Airline_Delay_SparkML".into()),
-        version: Some("8".into()),
-        from_stage: Some("None".into()),
-        to_stage: Some("Production".into()),
-        alias: None,
-        tags: vec![],
-        comment: None,
-        text: Some(
-            "Registered model 'someModel' version 8 transitioned from None to Production.".into(),
-        ),
-        sender_timestamp_ms: Some(1_589_859_029_343),
-        webhook_id: Some("c5596721253c4b429368cf6f4341b88a".into()),
-        json,
-        raw: Bytes::from_static(SAMPLE_BODY.as_bytes()),
-    }
+    // Parsed by the real parser, so the sample is exactly what a delivered event looks like.
+    // (Built-in text, not a request: the store-side proof is the honest one to use.)
+    Event::parse(
+        Scheme::Databricks,
+        &crate::verify::Verified::from_store(None),
+        Bytes::from_static(SAMPLE_BODY.as_bytes()),
+    )
+    .expect("the built-in sample parses")
 }
 
 /// A delivery context for the sample event.

@@ -9,7 +9,7 @@ use crate::config::{ConfigError, RetryConfig, TargetConfig, TargetKind};
 use crate::event::Event;
 use crate::verify::Scheme;
 
-pub(crate) const DATABRICKS_BODY: &str = r#"{"event":"MODEL_VERSION_TRANSITIONED_STAGE","webhook_id":"c5596721253c4b429368cf6f4341b88a","event_timestamp":1589859029343,"model_name":"Airline_Delay_SparkML","version":"8","to_stage":"Production","from_stage":"None","text":"Registered model 'someModel' version 8 transitioned from None to Production."}"#;
+pub(crate) const DATABRICKS_BODY: &str = super::template::SAMPLE_BODY;
 
 pub(crate) const MLFLOW_BODY: &str = r#"{"entity": "model_version_alias", "action": "created", "timestamp": "2026-11-25T14:32:45.203614+00:00", "data": {"name": "gateway-demo-model", "alias": "champion", "version": "1"}}"#;
 
@@ -17,25 +17,7 @@ pub(crate) const EVENT_ID: &str = "0d6c2a53-4f3e-4c1a-9d1e-5b7f8a9c0e21";
 pub(crate) const NOW: i64 = 1_790_000_000;
 
 pub(crate) fn databricks_event() -> Event {
-    Event {
-        scheme: Scheme::Databricks,
-        name: "MODEL_VERSION_TRANSITIONED_STAGE".into(),
-        counterpart: None,
-        model: Some("Airline_Delay_SparkML".into()),
-        version: Some("8".into()),
-        from_stage: Some("None".into()),
-        to_stage: Some("Production".into()),
-        alias: None,
-        tags: vec![],
-        comment: None,
-        text: Some(
-            "Registered model 'someModel' version 8 transitioned from None to Production.".into(),
-        ),
-        sender_timestamp_ms: Some(1_589_859_029_343),
-        webhook_id: Some("c5596721253c4b429368cf6f4341b88a".into()),
-        json: serde_json::from_str(DATABRICKS_BODY).unwrap(),
-        raw: Bytes::from_static(DATABRICKS_BODY.as_bytes()),
-    }
+    super::template::sample_event()
 }
 
 pub(crate) fn mlflow_event() -> Event {
