@@ -1290,3 +1290,41 @@ async fn the_admin_api_needs_its_token_and_is_off_without_one() {
         g.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_target_rate_spaces_its_sends() {
+    let fake = FakeTarget::start().await;
+    let g = Gateway::start(&format!(
+        r#"{FAST_RETRY}
+[targets.paced]
+kind = "http"
+url = "{}"
+rate = 5.0
+concurrency = 4
+
+[[routes]]
+name = "all to paced"
+to = ["paced"]
+"#,
+        fake.url("/paced")
+    ))
+    .await;
+    for i in 0..4 {
+        let body =
+            format!(r#"{{"event":"MODEL_VERSION_CREATED","model_name":"rate","version":"{i}"}}"#);
+        let (s, _) = g.post_databricks(&body).await;
+        assert_eq!(s, 200);
+    }
+    let reqs = fake.wait_for(4, PATIENCE).await;
+    let mut at: Vec<_> = reqs.iter().map(|r| r.at).collect();
+    at.sort();
+    for pair in at.windows(2) {
+        let gap = pair[1] - pair[0];
+        // 5 per second = one every 200 ms (a little slack for timer granularity).
+        assert!(
+            gap >= std::time::Duration::from_millis(190),
+            "sends {gap:?} apart"
+        );
+    }
+    g.stop().await;
+}

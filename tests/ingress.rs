@@ -517,3 +517,99 @@ async fn graceful_shutdown_stops_accepting_and_keeps_what_was_acknowledged() {
     );
     assert_eq!(count_rows(&db, "events").await, 1);
 }
+
+#[tokio::test]
+async fn a_store_that_cannot_commit_answers_503_so_the_sender_retries() {
+    let g = Gateway::start("").await;
+    // Break the store under the running gateway: its next insert fails.
+    {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", g.db.display()))
+            .await
+            .unwrap();
+        sqlx::query("DROP TABLE attempts")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::query("DROP TABLE deliveries")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::query("DROP TABLE events")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        c.close().await.unwrap();
+    }
+    let v = load_vectors("databricks")
+        .into_iter()
+        .find(|v| v.file == "MODEL_VERSION_CREATED.json")
+        .unwrap();
+    let sig = v
+        .headers
+        .iter()
+        .find(|(k, _)| k == "X-Databricks-Signature")
+        .unwrap()
+        .1
+        .clone();
+    let r = g
+        .client
+        .post(g.url("/hooks/databricks"))
+        .header("X-Databricks-Signature", sig)
+        .body(v.body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "5");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(reason(&body), "store_unavailable");
+    let m = g.metrics().await;
+    assert_eq!(metric(&m, "hookgate_store_errors_total"), Some(1.0));
+    assert_eq!(
+        metric(
+            &m,
+            r#"hookgate_requests_total{endpoint="databricks",status="503"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &m,
+            r#"hookgate_events_total{endpoint="databricks",event="MODEL_VERSION_CREATED"}"#
+        ),
+        None
+    );
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_for_a_free_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hookgate.db");
+    let env = std::collections::HashMap::from([(
+        "HOOKGATE_SERVER__MAX_CONNECTIONS".to_string(),
+        "2".to_string(),
+    )]);
+    let g = Gateway::start_env(&base_config(&db, ""), db.clone(), env).await;
+    // Two clients hold every slot without sending anything.
+    let hold1 = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+    let _hold2 = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let fresh = || {
+        reqwest::Client::builder()
+            .timeout(Duration::from_millis(700))
+            .build()
+            .unwrap()
+    };
+    let r = fresh().get(g.url("/healthz")).send().await;
+    assert!(
+        r.is_err(),
+        "a third connection is not served while two hold the slots"
+    );
+    drop(hold1);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r = fresh().get(g.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "a freed slot serves the next client");
+    g.stop().await;
+}

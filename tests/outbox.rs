@@ -1,0 +1,285 @@
+//! The embedded store through its public API, on a real SQLite file: ingest and de-duplication,
+//! claims and leases, records, replay, pruning, and the queue views.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hookgate::metrics::Metrics;
+use hookgate::outbox::{
+    AttemptRecord, AttemptResult, DeliveryFilter, DeliveryStatus, Ingested, NewEvent,
+    ReplaySelector, Store,
+};
+use hookgate::verify::Scheme;
+
+async fn open(dir: &tempfile::TempDir) -> Store {
+    let url = format!("sqlite://{}", dir.path().join("outbox.db").display());
+    Store::open(&url, Arc::new(Metrics::new())).await.unwrap()
+}
+
+fn event(id: &str, at_ms: i64, targets: &[&str]) -> NewEvent {
+    NewEvent {
+        endpoint: "databricks".into(),
+        event_id: id.into(),
+        scheme: Scheme::Databricks,
+        name: "MODEL_VERSION_CREATED".into(),
+        model: Some("m".into()),
+        body: Bytes::from(format!(
+            r#"{{"event":"MODEL_VERSION_CREATED","model_name":"m","id":"{id}"}}"#
+        )),
+        received_at_ms: at_ms,
+        targets: targets.iter().map(|t| t.to_string()).collect(),
+    }
+}
+
+fn targets(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+fn record(delivery_id: i64, attempt: u32, result: AttemptResult) -> AttemptRecord {
+    AttemptRecord {
+        delivery_id,
+        attempt,
+        started_at_ms: 1_000,
+        duration_ms: 3,
+        status_code: Some(503),
+        result,
+        reason: Some("http 503".into()),
+    }
+}
+
+#[tokio::test]
+async fn ingest_stores_once_with_one_delivery_per_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir).await;
+    assert_eq!(
+        s.ingest(event("a", 1_000, &["slack", "ci"])).await.unwrap(),
+        Ingested::Accepted
+    );
+    assert_eq!(
+        s.ingest(event("a", 2_000, &["slack", "ci"])).await.unwrap(),
+        Ingested::Duplicate
+    );
+    assert_eq!(s.count_events().await.unwrap(), 1);
+    let all = s.list_deliveries(&DeliveryFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 2, "the duplicate added no deliveries");
+    assert!(
+        all.iter()
+            .all(|d| d.status == DeliveryStatus::Pending && d.attempts == 0)
+    );
+    let (ev, deliveries, attempts) = s.get_event("a").await.unwrap().unwrap();
+    assert_eq!(
+        (ev.received_at_ms, deliveries.len(), attempts.len()),
+        (1_000, 2, 0)
+    );
+    assert!(s.get_event("nope").await.unwrap().is_none());
+    s.close().await;
+}
+
+#[tokio::test]
+async fn a_claim_leases_until_it_is_recorded_or_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir).await;
+    s.ingest(event("a", 1_000, &["slack"])).await.unwrap();
+    s.ingest(event("b", 1_001, &["slack"])).await.unwrap();
+    // Not due before it was received.
+    assert!(s.claim("slack", 10, 999, 5_000).await.unwrap().is_empty());
+    let got = s.claim("slack", 1, 1_500, 5_000).await.unwrap();
+    assert_eq!(got.len(), 1, "limit respected");
+    assert_eq!(got[0].event.event_id, "a", "oldest first");
+    assert_eq!(got[0].attempts, 0);
+    let next = s.claim("slack", 10, 1_500, 5_000).await.unwrap();
+    assert_eq!(
+        next.iter()
+            .map(|c| c.event.event_id.as_str())
+            .collect::<Vec<_>>(),
+        ["b"],
+        "a is leased"
+    );
+    assert!(
+        s.claim("slack", 10, 4_999, 9_000).await.unwrap().is_empty(),
+        "both leased"
+    );
+    // An expired lease (its process died) is claimed again.
+    let again = s.claim("slack", 10, 5_000, 9_000).await.unwrap();
+    assert_eq!(again.len(), 2);
+    assert!(
+        s.claim("other", 10, 5_000, 9_000).await.unwrap().is_empty(),
+        "per target"
+    );
+
+    // Recording a retry reschedules and releases the lease.
+    s.record(
+        record(
+            again[0].delivery_id,
+            1,
+            AttemptResult::Retry {
+                next_attempt_at_ms: 20_000,
+            },
+        ),
+        6_000,
+    )
+    .await
+    .unwrap();
+    s.record(
+        record(again[1].delivery_id, 1, AttemptResult::Delivered),
+        6_000,
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.claim("slack", 10, 19_999, 30_000)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due yet"
+    );
+    assert_eq!(
+        s.next_due_ms(&targets(&["slack"])).await.unwrap(),
+        Some(20_000)
+    );
+    assert_eq!(
+        s.next_due_ms(&targets(&["other"])).await.unwrap(),
+        None,
+        "configured targets only"
+    );
+    let retry = s.claim("slack", 10, 20_000, 40_000).await.unwrap();
+    assert_eq!((retry.len(), retry[0].attempts), (1, 1));
+    s.close().await;
+}
+
+#[tokio::test]
+async fn records_replays_and_prunes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir).await;
+    s.ingest(event("old-done", 1_000, &["slack"]))
+        .await
+        .unwrap();
+    s.ingest(event("old-pending", 1_000, &["slack", "ci"]))
+        .await
+        .unwrap();
+    s.ingest(event("old-unrouted", 1_000, &[])).await.unwrap();
+    s.ingest(event("new", 50_000, &["slack"])).await.unwrap();
+    let claims = s.claim("slack", 10, 60_000, 70_000).await.unwrap();
+    assert_eq!(claims.len(), 3);
+    let id = |e: &str| {
+        claims
+            .iter()
+            .find(|c| c.event.event_id == e)
+            .unwrap()
+            .delivery_id
+    };
+    s.record(record(id("old-done"), 1, AttemptResult::Delivered), 60_001)
+        .await
+        .unwrap();
+    s.record(record(id("old-pending"), 1, AttemptResult::Dead), 60_001)
+        .await
+        .unwrap();
+    s.record(record(id("new"), 1, AttemptResult::Delivered), 60_001)
+        .await
+        .unwrap();
+
+    let dead = s
+        .list_deliveries(&DeliveryFilter {
+            status: Some(DeliveryStatus::Dead),
+            target: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].last_error.as_deref(), Some("http 503"));
+    let counts = s.target_counts().await.unwrap();
+    assert_eq!(
+        counts
+            .iter()
+            .find(|c| c.target == "slack")
+            .map(|c| (c.pending, c.dead)),
+        Some((0, 1))
+    );
+    assert_eq!(
+        counts
+            .iter()
+            .find(|c| c.target == "ci")
+            .map(|c| (c.pending, c.dead)),
+        Some((1, 0))
+    );
+    let (_, _, attempts) = s.get_event("old-pending").await.unwrap().unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].result, "dead");
+
+    // Prune: old events with nothing left to deliver go; one with a pending delivery (to "ci")
+    // stays, and so does everything newer than the cut-off.
+    assert_eq!(s.prune(10_000).await.unwrap(), 2);
+    assert!(s.get_event("old-done").await.unwrap().is_none());
+    assert!(s.get_event("old-unrouted").await.unwrap().is_none());
+    assert!(s.get_event("old-pending").await.unwrap().is_some());
+    assert!(s.get_event("new").await.unwrap().is_some());
+
+    // Replay: only dead or delivered ones come back, due now, with a fresh attempt budget.
+    let n = s
+        .replay(
+            ReplaySelector::Ids(vec![id("old-pending"), id("new")]),
+            80_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    let back = s.claim("slack", 10, 80_000, 90_000).await.unwrap();
+    assert_eq!(back.len(), 2);
+    assert!(
+        back.iter()
+            .all(|c| c.attempts == 0 && c.cycle_started_at_ms == 80_000)
+    );
+    s.record(record(back[0].delivery_id, 1, AttemptResult::Dead), 80_001)
+        .await
+        .unwrap();
+    let n = s
+        .replay(
+            ReplaySelector::Status {
+                status: DeliveryStatus::Dead,
+                target: Some("ci".into()),
+            },
+            90_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "target filter");
+    let n = s
+        .replay(
+            ReplaySelector::Status {
+                status: DeliveryStatus::Dead,
+                target: None,
+            },
+            90_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    s.close().await;
+}
+
+#[tokio::test]
+async fn concurrent_ingests_share_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let url = format!("sqlite://{}", dir.path().join("outbox.db").display());
+    let s = Store::open(&url, metrics.clone()).await.unwrap();
+    let tasks: Vec<_> = (0..500)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.ingest(event(&format!("e{i}"), 1_000 + i, &["t"])).await })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), Ingested::Accepted);
+    }
+    assert_eq!(s.count_events().await.unwrap(), 500);
+    let commits = metrics.store_batch_size.get_sample_count();
+    // 500 callers racing each other cannot all have waited for their own fsync.
+    assert!(commits < 500, "{commits} commits for 500 events");
+    s.close().await;
+    assert!(
+        s.ingest(event("late", 1, &[])).await.is_err(),
+        "a closed store refuses writes instead of losing them"
+    );
+}
