@@ -18,8 +18,8 @@ const FAST_BUCKETS: &[f64] = &[
 /// Buckets for outbound calls and end-to-end delivery: 0.5 ms .. 1 h (fine below 10 ms, where a
 /// healthy local relay lives).
 const SLOW_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-    300.0, 900.0, 3600.0,
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
 ];
 
 pub struct Metrics {

@@ -814,7 +814,9 @@ async fn record_all(
         q.push_values(chunk, |mut b, (rec, now_ms)| {
             let (status, next_at) = match rec.result {
                 AttemptResult::Delivered => ("delivered", None),
-                AttemptResult::Retry { next_attempt_at_ms } => ("pending", Some(next_attempt_at_ms)),
+                AttemptResult::Retry { next_attempt_at_ms } => {
+                    ("pending", Some(next_attempt_at_ms))
+                }
                 AttemptResult::Dead => ("dead", None),
             };
             b.push_bind(rec.delivery_id)
