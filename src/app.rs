@@ -45,7 +45,8 @@ pub async fn run(
     let metrics = Arc::new(Metrics::new());
     let store = Store::open(&config.store.url, metrics.clone()).await?;
     // The embedded store has exactly one process using it: leases from a previous run belong
-    // to a process that is gone, so their deliveries are due again now.
+    // to a process that is gone, so their deliveries are due again now. A shared store releases
+    // nothing (other replicas' leases are live); leases left by a dead replica expire.
     let released = store.release_leases().await?;
     if released > 0 {
         tracing::info!(released, "released leases held by a previous run");
@@ -187,13 +188,88 @@ pub fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// A store URL without its password, for logs.
+/// Query parameters of a store URL whose values are shown in logs; any other value (`password`,
+/// `sslpassword`, a misspelt one) may be a secret.
+const SHOWN_PARAMS: &[&str] = &[
+    "sslmode",
+    "ssl-mode",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "application_name",
+    "options",
+    "statement-cache-capacity",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+];
+
+/// A store URL without its password, for logs: the password in the user info and the value of
+/// every query parameter not known to be harmless become `redacted`. A URL that does not parse
+/// loses everything between `://` and `@`, and its query.
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("redacted"));
-            u.to_string()
-        }
-        _ => url.to_string(),
+    let Ok(mut u) = url::Url::parse(url) else {
+        let url = url.split(['?', '#']).next().unwrap_or_default();
+        return match url.split_once("://") {
+            Some((scheme, rest)) => match rest.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://{host}"),
+                None => url.to_string(),
+            },
+            None => url.to_string(),
+        };
+    };
+    let mut changed = false;
+    if u.password().is_some() {
+        let _ = u.set_password(Some("redacted"));
+        changed = true;
+    }
+    let is_secret = |k: &str| !SHOWN_PARAMS.contains(&k);
+    if u.query_pairs().any(|(k, _)| is_secret(&k)) {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if is_secret(&k) {
+                    "redacted".to_string()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+        changed = true;
+    }
+    // Reserialised only when something was hidden: `sqlite:hookgate.db` stays as written.
+    if changed {
+        u.to_string()
+    } else {
+        url.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redact_url_hides_passwords_wherever_they_are() {
+        let shown = redact_url("postgres://app:hunter2@db:5432/hg?sslmode=disable");
+        assert_eq!(shown, "postgres://app:redacted@db:5432/hg?sslmode=disable");
+        let shown =
+            redact_url("postgres://app@db/hg?password=hunter2&sslpassword=hunter2&passwd=hunter2");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("password=redacted"), "{shown}");
+        assert!(shown.contains("passwd=redacted"), "{shown}");
+        // Does not parse (bad port): the user info goes entirely.
+        let shown = redact_url("postgres://app:hunter2@db:99999/hg?password=hunter2");
+        assert_eq!(shown, "postgres://db:99999/hg");
+        assert_eq!(redact_url("sqlite:hookgate.db"), "sqlite:hookgate.db");
+        assert_eq!(redact_url("sqlite://hookgate.db"), "sqlite://hookgate.db");
     }
 }

@@ -7,7 +7,11 @@
 //! - A delivery is claimed with a lease that is committed before the outbound call; the outcome
 //!   is recorded in a later transaction. No transaction is held across a network call.
 //! - Times are unix milliseconds (`*_ms`).
+//!
+//! Two back-ends: [`SqliteStore`] (embedded, one process) and [`PostgresStore`] (shared by
+//! several replicas; leases are never released early there, they expire).
 
+mod postgres;
 mod sqlite;
 
 use std::fmt;
@@ -19,6 +23,7 @@ use serde::Serialize;
 use crate::metrics::Metrics;
 use crate::verify::Scheme;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Errors the store reports. The ingress maps any of them to 503 (the sender retries).
@@ -30,6 +35,9 @@ pub enum StoreError {
     Closed,
     #[error("unsupported store url (expected sqlite://… or postgres://…)")]
     UnsupportedUrl,
+    /// The URL names a supported store but cannot be used; never quotes the URL (a password).
+    #[error("invalid store url: {0}")]
+    InvalidUrl(String),
     #[error("corrupt row: {0}")]
     Corrupt(String),
     /// A group-committed transaction failed; every operation in it gets this.
@@ -208,6 +216,7 @@ pub struct TargetCounts {
 #[derive(Clone)]
 pub enum Store {
     Sqlite(SqliteStore),
+    Postgres(PostgresStore),
 }
 
 impl Store {
@@ -215,6 +224,8 @@ impl Store {
     pub async fn open(url: &str, metrics: Arc<Metrics>) -> Result<Store, StoreError> {
         if url.starts_with("sqlite:") {
             Ok(Store::Sqlite(SqliteStore::open(url, metrics).await?))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Store::Postgres(PostgresStore::open(url, metrics).await?))
         } else {
             Err(StoreError::UnsupportedUrl)
         }
@@ -224,6 +235,7 @@ impl Store {
     pub async fn ingest(&self, event: NewEvent) -> Result<Ingested, StoreError> {
         match self {
             Store::Sqlite(s) => s.ingest(event).await,
+            Store::Postgres(s) => s.ingest(event).await,
         }
     }
 
@@ -237,6 +249,7 @@ impl Store {
     ) -> Result<Vec<Claimed>, StoreError> {
         match self {
             Store::Sqlite(s) => s.claim(target, limit, now_ms, lease_until_ms).await,
+            Store::Postgres(s) => s.claim(target, limit, now_ms, lease_until_ms).await,
         }
     }
 
@@ -244,13 +257,17 @@ impl Store {
     pub async fn record(&self, record: AttemptRecord, now_ms: i64) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.record(record, now_ms).await,
+            Store::Postgres(s) => s.record(record, now_ms).await,
         }
     }
 
-    /// Release every lease (start-up of the only process using an embedded store).
+    /// Release every lease held by a previous run (start-up). Only the embedded store does: its
+    /// one process is the one starting. A shared store returns 0, as other replicas' leases are
+    /// live; a dead replica's leases expire instead.
     pub async fn release_leases(&self) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(s) => s.release_leases().await,
+            Store::Postgres(s) => s.release_leases().await,
         }
     }
 
@@ -258,6 +275,7 @@ impl Store {
     pub async fn replay(&self, sel: ReplaySelector, now_ms: i64) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(s) => s.replay(sel, now_ms).await,
+            Store::Postgres(s) => s.replay(sel, now_ms).await,
         }
     }
 
@@ -265,15 +283,18 @@ impl Store {
     pub async fn prune(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(s) => s.prune(cutoff_ms).await,
+            Store::Postgres(s) => s.prune(cutoff_ms).await,
         }
     }
 
     /// The earliest `next_attempt_at_ms` of a pending, unleased delivery to one of `targets`
     /// (the configured ones: a delivery to a target no longer configured is never claimed, so it
-    /// must not count as due).
+    /// must not count as due). The shared store also counts leased ones, as due when their lease
+    /// ends: a lease there may belong to a replica that died.
     pub async fn next_due_ms(&self, targets: &[String]) -> Result<Option<i64>, StoreError> {
         match self {
             Store::Sqlite(s) => s.next_due_ms(targets).await,
+            Store::Postgres(s) => s.next_due_ms(targets).await,
         }
     }
 
@@ -283,6 +304,7 @@ impl Store {
     ) -> Result<Vec<DeliveryRow>, StoreError> {
         match self {
             Store::Sqlite(s) => s.list_deliveries(filter).await,
+            Store::Postgres(s) => s.list_deliveries(filter).await,
         }
     }
 
@@ -293,18 +315,21 @@ impl Store {
     ) -> Result<Option<(StoredEvent, Vec<DeliveryRow>, Vec<AttemptRow>)>, StoreError> {
         match self {
             Store::Sqlite(s) => s.get_event(event_id).await,
+            Store::Postgres(s) => s.get_event(event_id).await,
         }
     }
 
     pub async fn count_events(&self) -> Result<i64, StoreError> {
         match self {
             Store::Sqlite(s) => s.count_events().await,
+            Store::Postgres(s) => s.count_events().await,
         }
     }
 
     pub async fn target_counts(&self) -> Result<Vec<TargetCounts>, StoreError> {
         match self {
             Store::Sqlite(s) => s.target_counts().await,
+            Store::Postgres(s) => s.target_counts().await,
         }
     }
 
@@ -312,6 +337,7 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.ping().await,
+            Store::Postgres(s) => s.ping().await,
         }
     }
 
@@ -319,6 +345,7 @@ impl Store {
     pub async fn close(&self) {
         match self {
             Store::Sqlite(s) => s.close().await,
+            Store::Postgres(s) => s.close().await,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod delivery;
 pub mod fake;
+pub mod postgres;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
