@@ -311,6 +311,7 @@ def main():
     ap.add_argument("--relay-fill", type=int, default=3, help="seconds of c32 ingest that make the relay backlog")
     ap.add_argument("--requests", type=int, default=400_000)
     ap.add_argument("--skip-build", action="store_true")
+    ap.add_argument("--phases", default="ingest,relay,latency", help="comma-separated subset of ingest,relay,latency")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is required: apt-get install wrk")
@@ -323,16 +324,28 @@ def main():
     ceiling_bin = os.path.join(ROOT, "target", "bench-ceiling", "release", "ceiling-verify")
     ceiling = Server("ceiling-verify", [ceiling_bin, "127.0.0.1:18182"], 18182, "/webhook", env={"WEBHOOK_SECRET": SECRET})
     ceiling.start()
+    phases = set(args.phases.split(","))
+    sink_bin = os.path.join(ROOT, "target", "bench-ceiling", "release", "ceiling")
+    results = relay = lat = idle = None
     try:
-        print(f"ingest: {args.reps} reps x (c32, c1) x {args.duration} s, interleaved", flush=True)
-        results, idle = ingest_phase(args, reqs, ceiling)
-        print("relay:", flush=True)
-        relay = relay_phase(args, reqs, os.path.join(ROOT, "target", "bench-ceiling", "release", "ceiling"))
-        print("latency:", flush=True)
-        lat = latency_phase(args, reqs, os.path.join(ROOT, "target", "bench-ceiling", "release", "ceiling"))
+        if "ingest" in phases:
+            print(f"ingest: {args.reps} reps x (c32, c1) x {args.duration} s, interleaved", flush=True)
+            results, idle = ingest_phase(args, reqs, ceiling)
+        if "relay" in phases:
+            print("relay:", flush=True)
+            relay = relay_phase(args, reqs, sink_bin)
+        if "latency" in phases:
+            print("latency:", flush=True)
+            lat = latency_phase(args, reqs, sink_bin)
     finally:
         ceiling.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+    report(args, results, idle, relay, lat)
+
+
+def report(args, results, idle, relay, lat):
+    if results is None:
+        return report_rest(relay, lat)
 
     print("\n## Ingest (median [min–max] of %d runs)\n" % args.reps)
     print("| server | c32 req/s | c32 p50 / p99 ms | c1 req/s | c1 p50 / p99 ms | server CPU µs/req (c32) | RSS end of c32 run |")
@@ -346,10 +359,16 @@ def main():
     print(f"\nhookgate / ceiling: c32 {r32:.2f}x, c1 {r1:.2f}x; idle RSS {statistics.median(idle) / 1024:.1f} MB; "
           f"RSS after c32 run {statistics.median([r['rss_kb_after'] for r in results[('hookgate', 32)]]) / 1024:.1f} MB; "
           f"mean group-commit batch at c32 {statistics.median([r['batch_mean'] for r in results[('hookgate', 32)]]):.1f}")
-    print(f"\n## Relay\n\n{fmt(relay, 'per_sec')} deliveries/s from a backlog of {relay[0]['deliveries']:,.0f}, "
-          f"{fmt(relay, 'cpu_us_per_delivery', 1)} µs CPU per delivery")
-    print(f"\n## Latency at ~100 events/s\n\nevent→delivery p50 ≤ {statistics.median([l['p50_le_ms'] for l in lat])} ms, "
-          f"p99 ≤ {statistics.median([l['p99_le_ms'] for l in lat])} ms (histogram bucket bounds)")
+    report_rest(relay, lat)
+
+
+def report_rest(relay, lat):
+    if relay:
+        print(f"\n## Relay\n\n{fmt(relay, 'per_sec')} deliveries/s from a backlog of {relay[0]['deliveries']:,.0f}, "
+              f"{fmt(relay, 'cpu_us_per_delivery', 1)} µs CPU per delivery")
+    if lat:
+        print(f"\n## Latency at ~100 events/s\n\nevent→delivery p50 ≤ {statistics.median([l['p50_le_ms'] for l in lat])} ms, "
+              f"p99 ≤ {statistics.median([l['p99_le_ms'] for l in lat])} ms (histogram bucket bounds)")
 
 
 if __name__ == "__main__":

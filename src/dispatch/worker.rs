@@ -117,6 +117,7 @@ impl Dispatcher {
         while !stop.is_cancelled() {
             let now = now_ms();
             let mut lanes_full = false;
+            let mut claim_failed = false;
             for lane in &this.lanes {
                 let free = lane.slots.available_permits();
                 if free == 0 {
@@ -140,11 +141,14 @@ impl Dispatcher {
                         }
                     }
                     Err(e) => {
+                        claim_failed = true;
                         tracing::warn!(target = lane.target.name(), error = %e, "could not claim deliveries");
                     }
                 }
             }
             let pause = match this.store.next_due_ms(&names).await {
+                // The store is failing: look again in a second rather than spin on it.
+                _ if claim_failed => MAX_IDLE,
                 Ok(Some(due)) if due > now_ms() => {
                     Duration::from_millis((due - now_ms()) as u64).min(MAX_IDLE)
                 }

@@ -748,6 +748,8 @@ async fn claim(
     now_ms: i64,
     lease_until_ms: i64,
 ) -> Result<Vec<Claimed>, StoreError> {
+    // Two round trips: loading the events in the same statement list would need the leased
+    // ids, which only RETURNING knows (selecting them again by lease scans every pending row).
     let rows = sqlx::query(
         "UPDATE deliveries SET lease_until = ?1
          WHERE id IN (SELECT id FROM deliveries
