@@ -164,11 +164,7 @@ impl Event {
         if let Some(ms) = self.sender_timestamp_ms {
             out.insert("timestamp_ms".into(), ms.into());
         }
-        let source = match self.scheme {
-            Scheme::Databricks => "databricks",
-            Scheme::Mlflow => "mlflow",
-        };
-        out.insert("source".into(), source.into());
+        out.insert("source".into(), self.scheme.as_str().into());
         Value::Object(out)
     }
 

@@ -54,10 +54,7 @@ impl Config {
         let name_w = width(self.endpoints.iter().map(|e| e.name.as_str()));
         let path_w = width(self.endpoints.iter().map(|e| e.path.as_str()));
         for e in &self.endpoints {
-            let scheme = match e.scheme {
-                crate::verify::Scheme::Databricks => "databricks",
-                crate::verify::Scheme::Mlflow => "mlflow",
-            };
+            let scheme = e.scheme.as_str();
             write!(
                 out,
                 "  {:name_w$}  {:path_w$}  {:10}  secrets: {}  bearer: {}",

@@ -11,6 +11,7 @@
 //! Two back-ends: [`SqliteStore`] (embedded, one process) and [`PostgresStore`] (shared by
 //! several replicas; leases are never released early there, they expire).
 
+mod group;
 mod postgres;
 mod sqlite;
 
@@ -25,6 +26,11 @@ use crate::verify::Scheme;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+
+/// A stored scheme name back as a [`Scheme`].
+fn parse_scheme(s: &str) -> Result<Scheme, StoreError> {
+    Scheme::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown scheme {s:?}")))
+}
 
 /// Errors the store reports. The ingress maps any of them to 503 (the sender retries).
 #[derive(Debug, thiserror::Error)]

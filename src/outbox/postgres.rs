@@ -35,22 +35,13 @@ use sqlx::{ConnectOptions, Connection, Postgres, QueryBuilder, Row};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::group::{Batch, Batcher, QUEUE_DEPTH};
 use super::{
     AttemptRecord, AttemptResult, AttemptRow, Claimed, DeliveryFilter, DeliveryRow, DeliveryStatus,
-    Ingested, NewEvent, ReplaySelector, StoreError, StoredEvent, TargetCounts,
+    Ingested, NewEvent, ReplaySelector, StoreError, StoredEvent, TargetCounts, parse_scheme,
 };
 use crate::metrics::Metrics;
-use crate::verify::Scheme;
 
-/// Most operations one statement takes. Bounds the statement's size and how long a request can
-/// be made to wait for others.
-const MAX_BATCH: usize = 256;
-/// Longest a commit waits for more operations to join it (see `writer_loop`).
-const MAX_LINGER: Duration = Duration::from_micros(1500);
-/// ... and stops waiting when no operation arrived for this long.
-const LINGER_GAP: Duration = Duration::from_micros(200);
-/// Queue depth in front of the writer: beyond it, requests wait (back-pressure, not memory).
-const QUEUE_DEPTH: usize = 4096;
 /// Connections per replica beside the writer's own: claims, the due-time query, admin reads.
 const POOL_SIZE: u32 = 6;
 /// A server that does not answer within this is unavailable: the caller gets an error (the
@@ -222,6 +213,19 @@ enum Op {
     Shutdown(oneshot::Sender<()>),
 }
 
+impl super::group::Op for Op {
+    fn into_stop(self) -> Result<oneshot::Sender<()>, Self> {
+        match self {
+            Op::Shutdown(ack) => Ok(ack),
+            other => Err(other),
+        }
+    }
+
+    fn is_stop(&self) -> bool {
+        matches!(self, Op::Shutdown(_))
+    }
+}
+
 #[derive(Clone)]
 pub struct PostgresStore {
     inner: Arc<Inner>,
@@ -231,21 +235,6 @@ struct Inner {
     tx: mpsc::Sender<Op>,
     pool: PgPool,
     writer: Mutex<Option<JoinHandle<()>>>,
-}
-
-fn scheme_str(s: Scheme) -> &'static str {
-    match s {
-        Scheme::Databricks => "databricks",
-        Scheme::Mlflow => "mlflow",
-    }
-}
-
-fn parse_scheme(s: &str) -> Result<Scheme, StoreError> {
-    match s {
-        "databricks" => Ok(Scheme::Databricks),
-        "mlflow" => Ok(Scheme::Mlflow),
-        other => Err(StoreError::Corrupt(format!("unknown scheme {other:?}"))),
-    }
 }
 
 /// Connection options from `store.url`. Errors never quote the URL (it may hold a password).
@@ -650,31 +639,12 @@ async fn writer_loop(
     mut rx: mpsc::Receiver<Op>,
     metrics: Arc<Metrics>,
 ) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut previous = 0;
-    loop {
-        batch.clear();
-        // Waits for the first operation, then takes everything else already queued: whatever
-        // arrived during the previous commit shares the next one.
-        if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
-            break;
-        }
-        // Under load the callers of one commit all come back at once, but their next requests
-        // reach us one by one: committing the first alone would split them across two commits.
-        // So wait a moment for as many as the last commit had. A lone caller never waits.
-        if batch.len() < previous {
-            let deadline = tokio::time::Instant::now() + MAX_LINGER;
-            while batch.len() < previous.min(MAX_BATCH) {
-                // Stop as soon as arrivals pause: the rest are not coming soon.
-                let next = (tokio::time::Instant::now() + LINGER_GAP).min(deadline);
-                match tokio::time::timeout_at(next, rx.recv()).await {
-                    Ok(Some(op)) => batch.push(op),
-                    _ => break,
-                }
-            }
-        }
-        previous = batch.len();
-        let shutdown = take_shutdown(&mut batch);
+    let mut batcher = Batcher::default();
+    while let Some(Batch {
+        ops: mut batch,
+        stop: shutdown,
+    }) = batcher.next(&mut rx).await
+    {
         if !batch.is_empty() {
             metrics.store_batch_size.observe(batch.len() as f64);
             let (ingests, records) = split(batch.drain(..));
@@ -749,22 +719,6 @@ fn split(ops: impl Iterator<Item = Op>) -> (Ingests, Records) {
     (ingests, records)
 }
 
-/// Removes a shutdown request from the batch. Operations queued after it are not taken: they
-/// are refused when the receiver closes.
-fn take_shutdown(batch: &mut Vec<Op>) -> Option<oneshot::Sender<()>> {
-    let pos = batch.iter().position(|op| matches!(op, Op::Shutdown(_)))?;
-    let rest: Vec<Op> = batch.drain(pos..).collect();
-    let mut ack = None;
-    for op in rest {
-        match op {
-            Op::Shutdown(tx) if ack.is_none() => ack = Some(tx),
-            // Queued behind the shutdown: dropping the reply sender makes the caller see Closed.
-            _ => {}
-        }
-    }
-    ack
-}
-
 /// The `BATCH_SQL` arrays for one batch, column by column.
 #[derive(Default)]
 struct BatchArrays {
@@ -813,7 +767,7 @@ impl BatchArrays {
             first.push(Some(a.ev_id.len()));
             a.ev_id.push(ev.event_id.clone());
             a.ev_endpoint.push(ev.endpoint.clone());
-            a.ev_scheme.push(scheme_str(ev.scheme));
+            a.ev_scheme.push(ev.scheme.as_str());
             a.ev_name.push(ev.name.clone());
             a.ev_model.push(ev.model.clone());
             a.ev_body.push(ev.body.to_vec());
@@ -917,6 +871,7 @@ async fn run_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify::Scheme;
 
     fn err(url: &str) -> String {
         connect_options(url).unwrap_err().to_string()

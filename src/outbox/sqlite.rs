@@ -21,24 +21,15 @@ use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::group::{Batch, Batcher, QUEUE_DEPTH};
 use super::{
     AttemptRecord, AttemptResult, AttemptRow, Claimed, DeliveryFilter, DeliveryRow, DeliveryStatus,
-    Ingested, NewEvent, ReplaySelector, StoreError, StoredEvent, TargetCounts,
+    Ingested, NewEvent, ReplaySelector, StoreError, StoredEvent, TargetCounts, parse_scheme,
 };
 use crate::metrics::Metrics;
-use crate::verify::Scheme;
 
-/// Most operations one transaction takes. Bounds the statement size and the latency a request
-/// can be made to wait for others.
-const MAX_BATCH: usize = 256;
-/// Longest a commit waits for more operations to join it (see `writer_loop`).
-const MAX_LINGER: Duration = Duration::from_micros(1500);
-/// ... and stops waiting when no operation arrived for this long.
-const LINGER_GAP: Duration = Duration::from_micros(200);
 /// Rows per multi-row INSERT, far below SQLite's bound-parameter limit.
 const ROWS_PER_INSERT: usize = 500;
-/// Queue depth in front of the writer: beyond it, requests wait (back-pressure, not memory).
-const QUEUE_DEPTH: usize = 4096;
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS events (
@@ -97,6 +88,19 @@ enum Op {
     ReleaseLeases(Reply<u64>),
     /// Everything queued before it is committed first (the queue is FIFO); then the writer stops.
     Shutdown(oneshot::Sender<()>),
+}
+
+impl super::group::Op for Op {
+    fn into_stop(self) -> Result<oneshot::Sender<()>, Self> {
+        match self {
+            Op::Shutdown(ack) => Ok(ack),
+            other => Err(other),
+        }
+    }
+
+    fn is_stop(&self) -> bool {
+        matches!(self, Op::Shutdown(_))
+    }
 }
 
 /// A finished operation whose reply waits for the commit.
@@ -162,21 +166,6 @@ async fn checkpoint_loop(pool: SqlitePool, commits: Arc<AtomicU64>) {
         {
             tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
         }
-    }
-}
-
-fn scheme_str(s: Scheme) -> &'static str {
-    match s {
-        Scheme::Databricks => "databricks",
-        Scheme::Mlflow => "mlflow",
-    }
-}
-
-fn parse_scheme(s: &str) -> Result<Scheme, StoreError> {
-    match s {
-        "databricks" => Ok(Scheme::Databricks),
-        "mlflow" => Ok(Scheme::Mlflow),
-        other => Err(StoreError::Corrupt(format!("unknown scheme {other:?}"))),
     }
 }
 
@@ -469,48 +458,17 @@ async fn writer_loop(
     metrics: Arc<Metrics>,
     commits: Arc<AtomicU64>,
 ) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut previous = 0;
-    loop {
-        batch.clear();
-        // Waits for the first operation, then takes everything else already queued: whatever
-        // arrived during the previous commit shares the next one.
-        if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
-            break;
-        }
-        // Under load the callers of one commit all come back at once, but their next requests
-        // reach us one by one: committing the first alone would split them across two commits
-        // (and two fsyncs). So wait a moment for as many as the last commit had. A lone caller
-        // (previous == 1) never waits.
-        if batch.len() < previous {
-            let deadline = tokio::time::Instant::now() + MAX_LINGER;
-            while batch.len() < previous.min(MAX_BATCH) {
-                // Stop as soon as arrivals pause: the rest are not coming soon.
-                let next = (tokio::time::Instant::now() + LINGER_GAP).min(deadline);
-                match tokio::time::timeout_at(next, rx.recv()).await {
-                    Ok(Some(op)) => {
-                        batch.push(op);
-                        let room = MAX_BATCH - batch.len();
-                        if room > 0 {
-                            while let Ok(op) = rx.try_recv() {
-                                batch.push(op);
-                                if batch.len() == MAX_BATCH {
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                    _ => break,
-                }
-            }
-        }
-        previous = batch.len();
-        let shutdown = take_shutdown(&mut batch);
-        metrics.store_batch_size.observe(batch.len() as f64);
+    let mut batcher = Batcher::default();
+    while let Some(Batch {
+        ops: mut batch,
+        stop: shutdown,
+    }) = batcher.next(&mut rx).await
+    {
         let mut done = Vec::with_capacity(batch.len());
         let result = if batch.is_empty() {
             Ok(())
         } else {
+            metrics.store_batch_size.observe(batch.len() as f64);
             run_batch(&mut conn, batch.drain(..), &mut done).await
         };
         match result {
@@ -534,22 +492,6 @@ async fn writer_loop(
         }
     }
     let _ = conn.close().await;
-}
-
-/// Removes a shutdown request from the batch. Operations queued after it are not taken: they
-/// are refused when the receiver closes.
-fn take_shutdown(batch: &mut Vec<Op>) -> Option<oneshot::Sender<()>> {
-    let pos = batch.iter().position(|op| matches!(op, Op::Shutdown(_)))?;
-    let rest: Vec<Op> = batch.drain(pos..).collect();
-    let mut ack = None;
-    for op in rest {
-        match op {
-            Op::Shutdown(tx) if ack.is_none() => ack = Some(tx),
-            // Queued behind the shutdown: dropping the reply sender makes the caller see Closed.
-            _ => {}
-        }
-    }
-    ack
 }
 
 /// Runs one batch in one transaction. Every op gets a `Done` pushed *before* any fallible work
@@ -689,7 +631,7 @@ async fn insert_events(
         q.push_values(chunk, |mut b, (_, ev)| {
             b.push_bind(ev.event_id.clone())
                 .push_bind(ev.endpoint.clone())
-                .push_bind(scheme_str(ev.scheme))
+                .push_bind(ev.scheme.as_str())
                 .push_bind(ev.name.clone())
                 .push_bind(ev.model.clone())
                 .push_bind(ev.body.as_ref())

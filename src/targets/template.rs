@@ -286,14 +286,6 @@ impl<'a> Render<'a> {
     }
 }
 
-/// `"databricks"` / `"mlflow"`.
-pub(crate) fn source(scheme: Scheme) -> &'static str {
-    match scheme {
-        Scheme::Databricks => "databricks",
-        Scheme::Mlflow => "mlflow",
-    }
-}
-
 /// The template context of one delivery (see the module docs).
 pub(crate) fn context(ctx: &DeliveryContext<'_>, target: &str) -> Value {
     let e = ctx.event;
@@ -313,7 +305,7 @@ pub(crate) fn context(ctx: &DeliveryContext<'_>, target: &str) -> Value {
     opt("comment", e.comment.as_deref());
     opt("webhook_id", e.webhook_id.as_deref());
     ev.insert("name", Value::from(e.name.as_str()));
-    ev.insert("source", Value::from(source(e.scheme)));
+    ev.insert("source", Value::from(e.scheme.as_str()));
     ev.insert("id", Value::from(ctx.event_id));
     ev.insert("endpoint", Value::from(ctx.endpoint));
     ev.insert("text", Value::from(e.describe()));

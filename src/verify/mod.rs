@@ -22,6 +22,24 @@ pub enum Scheme {
     Mlflow,
 }
 
+impl Scheme {
+    /// The configuration and storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Databricks => "databricks",
+            Scheme::Mlflow => "mlflow",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Scheme> {
+        match s {
+            "databricks" => Some(Scheme::Databricks),
+            "mlflow" => Some(Scheme::Mlflow),
+            _ => None,
+        }
+    }
+}
+
 /// What an endpoint checks, built once from its configuration.
 #[derive(Debug, Clone)]
 pub struct EndpointAuth {

@@ -1,0 +1,150 @@
+//! Group commit: how a store's single writer gathers the operations that share one commit.
+//!
+//! Both stores put every write through one writer task. It takes whatever was queued while its
+//! previous commit was in flight and commits it as one batch, so concurrent callers share one
+//! fsync. Replies go out only after the commit.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+/// Most operations one batch takes. Bounds a statement's size and how long a request can be
+/// made to wait for others.
+pub(super) const MAX_BATCH: usize = 256;
+/// Queue depth in front of a writer: beyond it, requests wait (back-pressure, not memory).
+pub(super) const QUEUE_DEPTH: usize = 4096;
+/// Longest a commit waits for more operations to join it ...
+const MAX_LINGER: Duration = Duration::from_micros(1500);
+/// ... and it stops waiting when no operation arrived for this long.
+const LINGER_GAP: Duration = Duration::from_micros(200);
+
+/// A writer queue entry that may be the request to stop.
+pub(super) trait Op: Sized {
+    /// The stop request's acknowledgement, or the operation itself.
+    fn into_stop(self) -> Result<oneshot::Sender<()>, Self>;
+    fn is_stop(&self) -> bool;
+}
+
+/// One writer's batching state.
+#[derive(Default)]
+pub(super) struct Batcher {
+    /// Size of the previous batch: how many callers are likely to come back together.
+    previous: usize,
+}
+
+/// What [`Batcher::next`] got.
+pub(super) struct Batch<T> {
+    pub ops: Vec<T>,
+    /// Set when a stop request was queued: everything before it is in `ops` (the queue is
+    /// FIFO); what came after it is dropped, so those callers see the store as closed.
+    pub stop: Option<oneshot::Sender<()>>,
+}
+
+impl Batcher {
+    /// Waits for the next batch; `None` once the queue is closed and empty.
+    pub(super) async fn next<T: Op>(&mut self, rx: &mut mpsc::Receiver<T>) -> Option<Batch<T>> {
+        let mut ops = Vec::with_capacity(self.previous.clamp(1, MAX_BATCH));
+        if rx.recv_many(&mut ops, MAX_BATCH).await == 0 {
+            return None;
+        }
+        // Under load the callers of one commit all come back at once, but their next requests
+        // arrive one by one: committing the first alone would split them across two commits
+        // (and two fsyncs). So wait a moment for as many as the last commit had. A lone caller
+        // (previous == 1) never waits.
+        if ops.len() < self.previous {
+            let deadline = tokio::time::Instant::now() + MAX_LINGER;
+            while ops.len() < self.previous.min(MAX_BATCH) {
+                let next = (tokio::time::Instant::now() + LINGER_GAP).min(deadline);
+                match tokio::time::timeout_at(next, rx.recv()).await {
+                    Ok(Some(op)) => ops.push(op),
+                    _ => break,
+                }
+            }
+        }
+        self.previous = ops.len();
+        let stop = match ops.iter().position(Op::is_stop) {
+            None => None,
+            Some(pos) => ops.drain(pos..).next().and_then(|op| op.into_stop().ok()),
+        };
+        Some(Batch { ops, stop })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    enum TestOp {
+        Work(u32),
+        Stop(oneshot::Sender<()>),
+    }
+
+    impl Op for TestOp {
+        fn into_stop(self) -> Result<oneshot::Sender<()>, Self> {
+            match self {
+                TestOp::Stop(tx) => Ok(tx),
+                other => Err(other),
+            }
+        }
+        fn is_stop(&self) -> bool {
+            matches!(self, TestOp::Stop(_))
+        }
+    }
+
+    fn work(ops: &[TestOp]) -> Vec<u32> {
+        ops.iter()
+            .map(|o| match o {
+                TestOp::Work(n) => *n,
+                TestOp::Stop(_) => panic!("stop left in the batch"),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn takes_everything_queued_and_stops_at_a_stop_request() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let mut b = Batcher::default();
+        for n in 0..3 {
+            tx.send(TestOp::Work(n)).await.unwrap();
+        }
+        let (ack, _ack_rx) = oneshot::channel();
+        tx.send(TestOp::Stop(ack)).await.unwrap();
+        tx.send(TestOp::Work(99)).await.unwrap();
+        let batch = b.next(&mut rx).await.unwrap();
+        assert_eq!(work(&batch.ops), [0, 1, 2]);
+        assert!(batch.stop.is_some(), "the stop request is handed back");
+        drop(tx);
+        assert!(
+            b.next(&mut rx).await.is_none(),
+            "what came after the stop is dropped"
+        );
+    }
+
+    #[tokio::test]
+    async fn waits_briefly_for_as_many_as_the_last_batch_had() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let mut b = Batcher::default();
+        for n in 0..4 {
+            tx.send(TestOp::Work(n)).await.unwrap();
+        }
+        assert_eq!(b.next(&mut rx).await.unwrap().ops.len(), 4);
+        // The next callers arrive one by one (the writer wakes for the first): they still
+        // share a batch.
+        let sender = tokio::spawn(async move {
+            for n in 10..14 {
+                tx.send(TestOp::Work(n)).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+            tx
+        });
+        let batch = b.next(&mut rx).await.unwrap();
+        assert_eq!(work(&batch.ops), [10, 11, 12, 13]);
+        let tx = sender.await.unwrap();
+        // A lone caller after a batch of one does not wait.
+        let mut lone = Batcher::default();
+        tx.send(TestOp::Work(7)).await.unwrap();
+        let started = tokio::time::Instant::now();
+        assert_eq!(work(&lone.next(&mut rx).await.unwrap().ops), [7]);
+        assert!(started.elapsed() < MAX_LINGER);
+    }
+}
