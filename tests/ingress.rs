@@ -405,6 +405,12 @@ async fn bad_input_gets_a_clear_answer_and_changes_nothing() {
 #[tokio::test]
 async fn slow_clients_are_cut_off() {
     let g = Gateway::start("").await;
+    // Connected, but not a byte sent: closed after header_read_timeout (2 s here), so silent
+    // sockets cannot hold every connection slot.
+    let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+    let mut buf = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(6), s.read_to_end(&mut buf)).await;
+    assert!(r.is_ok(), "a silent connection is closed");
     // Headers never finished: the connection is closed after header_read_timeout (2 s here).
     let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
     s.write_all(b"POST /hooks/databricks HTTP/1.1\r\nHost: x\r\n")

@@ -68,6 +68,7 @@ pub async fn serve(
         .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut shutdown = std::pin::pin!(shutdown);
@@ -96,17 +97,28 @@ pub async fn serve(
             let fut = h(req);
             async move { Ok::<_, std::convert::Infallible>(fut.await) }
         });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), svc)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let first_byte_timeout = limits.header_read_timeout;
         let gauge = connections.clone();
         if let Some(g) = &gauge {
             g.inc();
         }
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            // hyper's header timeout starts with the first byte; a client that connects and
+            // sends nothing would hold its slot for ever. So wait for that first byte here.
+            let mut first = [0u8; 1];
+            if let Ok(Ok(1..)) =
+                tokio::time::timeout(first_byte_timeout, stream.peek(&mut first)).await
+            {
+                let conn = builder
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .into_owned();
+                if let Err(e) = watcher.watch(conn).await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            } else {
+                tracing::debug!(%peer, "connection closed: nothing sent within the header timeout");
             }
             if let Some(g) = gauge {
                 g.dec();

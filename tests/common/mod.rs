@@ -130,6 +130,9 @@ pub struct Gateway {
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
+        // Shorter than the test servers' 2 s header timeout: a pooled connection is never
+        // reused just as the server closes it.
+        .pool_idle_timeout(Duration::from_secs(1))
         .build()
         .unwrap()
 }
