@@ -140,7 +140,7 @@ def gateway(dir_, **kw):
     return s
 
 
-def wrk(server, conns, duration, reqs, script="unique_post.lua", extra_env=None):
+def wrk(server, conns, duration, reqs, extra_env=None):
     env = dict(os.environ, REQS=reqs, URL_PATH=server.path, **(extra_env or {}))
     before = cpu_ticks(server.pid)
     samples = []
@@ -155,7 +155,7 @@ def wrk(server, conns, duration, reqs, script="unique_post.lua", extra_env=None)
     t = threading.Thread(target=sample)
     t.start()
     out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--timeout", "10s",
-                          "-s", os.path.join(BENCH, script), f"http://127.0.0.1:{server.port}"],
+                          "-s", os.path.join(BENCH, "unique_post.lua"), f"http://127.0.0.1:{server.port}"],
                          env=env, capture_output=True, text=True, check=True).stdout
     stop.set()
     t.join()
@@ -278,7 +278,7 @@ def latency_phase(args, reqs, ceiling_bin):
         sink.start()
         g = gateway(d, target_url=f"http://127.0.0.1:{sink_port}/webhook")
         g.start()
-        r = wrk(g, 1, args.duration, reqs, script="latency_post.lua", extra_env={"DELAY_MS": "10"})
+        r = wrk(g, 1, args.duration, reqs, extra_env={"DELAY_MS": "10"})
         time.sleep(1)
         text = metrics(g.admin)
         count = metric(text, 'hookgate_event_to_delivery_seconds_count{target="sink"}')

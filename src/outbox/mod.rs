@@ -27,6 +27,12 @@ use crate::verify::Scheme;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
+/// The columns [`DeliveryRow`]s are read from, in order; both stores use it.
+const DELIVERY_SELECT: &str =
+    "SELECT d.id, e.event_id, e.endpoint, e.name, e.model, d.target, d.status, d.attempts,
+        d.next_attempt_at, d.last_error, d.created_at, d.updated_at
+ FROM deliveries d JOIN events e ON e.id = d.event_row";
+
 /// A stored scheme name back as a [`Scheme`].
 fn parse_scheme(s: &str) -> Result<Scheme, StoreError> {
     Scheme::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown scheme {s:?}")))
@@ -138,6 +144,17 @@ pub enum AttemptResult {
 }
 
 impl AttemptResult {
+    /// The delivery's status after this attempt, and when it is due again (a retry only).
+    pub fn next_state(&self) -> (DeliveryStatus, Option<i64>) {
+        match *self {
+            AttemptResult::Delivered => (DeliveryStatus::Delivered, None),
+            AttemptResult::Retry { next_attempt_at_ms } => {
+                (DeliveryStatus::Pending, Some(next_attempt_at_ms))
+            }
+            AttemptResult::Dead => (DeliveryStatus::Dead, None),
+        }
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             AttemptResult::Delivered => "delivered",

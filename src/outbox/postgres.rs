@@ -37,8 +37,9 @@ use tokio::task::JoinHandle;
 
 use super::group::{Batch, Batcher, QUEUE_DEPTH};
 use super::{
-    AttemptRecord, AttemptResult, AttemptRow, Claimed, DeliveryFilter, DeliveryRow, DeliveryStatus,
-    Ingested, NewEvent, ReplaySelector, StoreError, StoredEvent, TargetCounts, parse_scheme,
+    AttemptRecord, AttemptRow, Claimed, DELIVERY_SELECT, DeliveryFilter, DeliveryRow,
+    DeliveryStatus, Ingested, NewEvent, ReplaySelector, StoreError, StoredEvent, TargetCounts,
+    parse_scheme,
 };
 use crate::metrics::Metrics;
 
@@ -171,11 +172,6 @@ SELECT c.id, c.attempts, c.cycle_started_at,
        e.id, e.event_id, e.endpoint, e.scheme, e.name, e.model, e.body, e.received_at
 FROM claimed c JOIN events e ON e.id = c.event_row
 ORDER BY c.id";
-
-const DELIVERY_SELECT: &str =
-    "SELECT d.id, e.event_id, e.endpoint, e.name, e.model, d.target, d.status, d.attempts,
-        d.next_attempt_at, d.last_error, d.created_at, d.updated_at
- FROM deliveries d JOIN events e ON e.id = d.event_row";
 
 /// Query parameters sqlx understands in a PostgreSQL URL. Anything else is dropped before sqlx
 /// sees it: sqlx would log it, value included, and a misspelt password parameter would land in
@@ -796,15 +792,9 @@ impl BatchArrays {
         updates.sort_by_key(|&i| records[i].0.delivery_id);
         for i in updates {
             let (rec, now_ms, _) = &records[i];
-            let (status, next_at) = match rec.result {
-                AttemptResult::Delivered => ("delivered", None),
-                AttemptResult::Retry { next_attempt_at_ms } => {
-                    ("pending", Some(next_attempt_at_ms))
-                }
-                AttemptResult::Dead => ("dead", None),
-            };
+            let (status, next_at) = rec.result.next_state();
             a.up_id.push(rec.delivery_id);
-            a.up_status.push(status);
+            a.up_status.push(status.as_str());
             a.up_attempts.push(attempt_i32(rec.attempt));
             a.up_next.push(next_at);
             a.up_error.push(rec.reason.clone());
@@ -871,6 +861,7 @@ async fn run_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbox::AttemptResult;
     use crate::verify::Scheme;
 
     fn err(url: &str) -> String {

@@ -23,8 +23,9 @@ use tokio::task::JoinHandle;
 
 use super::group::{Batch, Batcher, QUEUE_DEPTH};
 use super::{
-    AttemptRecord, AttemptResult, AttemptRow, Claimed, DeliveryFilter, DeliveryRow, DeliveryStatus,
-    Ingested, NewEvent, ReplaySelector, StoreError, StoredEvent, TargetCounts, parse_scheme,
+    AttemptRecord, AttemptRow, Claimed, DELIVERY_SELECT, DeliveryFilter, DeliveryRow,
+    DeliveryStatus, Ingested, NewEvent, ReplaySelector, StoreError, StoredEvent, TargetCounts,
+    parse_scheme,
 };
 use crate::metrics::Metrics;
 
@@ -410,11 +411,6 @@ impl AssertSql {
     }
 }
 
-const DELIVERY_SELECT: &str =
-    "SELECT d.id, e.event_id, e.endpoint, e.name, e.model, d.target, d.status, d.attempts,
-        d.next_attempt_at, d.last_error, d.created_at, d.updated_at
- FROM deliveries d JOIN events e ON e.id = d.event_row";
-
 fn delivery_row(r: &SqliteRow) -> Result<DeliveryRow, StoreError> {
     let status: String = r.try_get(6)?;
     Ok(DeliveryRow {
@@ -756,15 +752,9 @@ async fn record_all(
              last_error = v.column5, updated_at = v.column6 FROM (",
         );
         q.push_values(chunk, |mut b, (rec, now_ms)| {
-            let (status, next_at) = match rec.result {
-                AttemptResult::Delivered => ("delivered", None),
-                AttemptResult::Retry { next_attempt_at_ms } => {
-                    ("pending", Some(next_attempt_at_ms))
-                }
-                AttemptResult::Dead => ("dead", None),
-            };
+            let (status, next_at) = rec.result.next_state();
             b.push_bind(rec.delivery_id)
-                .push_bind(status)
+                .push_bind(status.as_str())
                 .push_bind(i64::from(rec.attempt))
                 .push_bind(next_at)
                 .push_bind(rec.reason.clone())
