@@ -14,6 +14,7 @@
 mod group;
 mod postgres;
 mod sqlite;
+mod wal_sync;
 
 use std::fmt;
 use std::sync::Arc;

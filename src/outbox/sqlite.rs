@@ -1,10 +1,11 @@
-//! The embedded store: SQLite in WAL mode with `synchronous=FULL` (every commit is fsync'd).
+//! The embedded store: SQLite in WAL mode, every acknowledged commit fsync'd.
 //!
 //! All writes go through one writer task that owns the only writing connection. It takes every
 //! operation queued while the previous commit was in flight and runs them in one transaction:
 //! concurrent requests share one fsync (group commit), so durable throughput is not capped at
-//! the disk's fsync rate. Replies are sent only after the commit returns. Reads use a small
-//! separate pool (WAL lets them run beside the writer).
+//! the disk's fsync rate. The fsync itself runs beside the writer (see [`super::wal_sync`]):
+//! replies wait for it, the next batch does not. Reads use a small separate pool (WAL lets them
+//! run beside the writer).
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -22,6 +23,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::group::{Batch, Batcher, QUEUE_DEPTH};
+use super::wal_sync::WalSync;
 use super::{
     AttemptRecord, AttemptRow, Claimed, DELIVERY_SELECT, DeliveryFilter, DeliveryRow,
     DeliveryStatus, Ingested, NewEvent, ReplaySelector, StoreError, StoredEvent, TargetCounts,
@@ -176,7 +178,8 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // FULL: the WAL is fsync'd at every commit, so an acknowledged event survives a
-            // power cut, not only a process crash.
+            // power cut, not only a process crash. (The writer switches to NORMAL below and
+            // fsyncs beside SQLite instead, to the same effect.)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
@@ -195,6 +198,22 @@ impl SqliteStore {
         for stmt in SCHEMA {
             sqlx::query(*stmt).execute(&mut conn).await?;
         }
+        // A file database in WAL mode gets its fsyncs from `WalSync`, beside the writer; an
+        // in-memory one has nothing to sync and keeps FULL.
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut conn)
+            .await?;
+        let wal_sync = if mode.eq_ignore_ascii_case("wal") {
+            let sync = WalSync::start(options.get_filename().to_path_buf()).map_err(|e| {
+                StoreError::Transaction(format!("starting the WAL fsync thread: {e}"))
+            })?;
+            sqlx::query("PRAGMA synchronous=NORMAL")
+                .execute(&mut conn)
+                .await?;
+            Some(sync)
+        } else {
+            None
+        };
         let read = SqlitePoolOptions::new()
             .min_connections(0)
             .max_connections(2)
@@ -203,7 +222,7 @@ impl SqliteStore {
             .await?;
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let commits = Arc::new(AtomicU64::new(0));
-        let writer = tokio::spawn(writer_loop(conn, rx, metrics, commits.clone()));
+        let writer = tokio::spawn(writer_loop(conn, wal_sync, rx, metrics, commits.clone()));
         let checkpointer = tokio::spawn(checkpoint_loop(read.clone(), commits));
         Ok(SqliteStore {
             inner: Arc::new(Inner {
@@ -450,6 +469,7 @@ fn stored_event(r: &SqliteRow) -> Result<(i64, StoredEvent), StoreError> {
 
 async fn writer_loop(
     mut conn: SqliteConnection,
+    wal_sync: Option<WalSync>,
     mut rx: mpsc::Receiver<Op>,
     metrics: Arc<Metrics>,
     commits: Arc<AtomicU64>,
@@ -470,7 +490,20 @@ async fn writer_loop(
         match result {
             Ok(()) => {
                 commits.fetch_add(1, Ordering::Relaxed);
-                done.into_iter().for_each(Done::send);
+                match &wal_sync {
+                    Some(sync) => {
+                        let metrics = metrics.clone();
+                        sync.after_sync(Box::new(move |synced| match synced {
+                            Ok(()) => done.into_iter().for_each(Done::send),
+                            Err(msg) => {
+                                metrics.store_errors.inc();
+                                tracing::error!(error = %msg, operations = done.len(), "store commit not durable");
+                                done.into_iter().for_each(|d| d.fail(&msg));
+                            }
+                        }));
+                    }
+                    None => done.into_iter().for_each(Done::send),
+                }
             }
             Err(e) => {
                 metrics.store_errors.inc();
@@ -482,12 +515,26 @@ async fn writer_loop(
         }
         if let Some(ack) = shutdown {
             rx.close();
+            settle_all(&wal_sync).await;
             let _ = conn.close().await;
             let _ = ack.send(());
             return;
         }
     }
+    settle_all(&wal_sync).await;
     let _ = conn.close().await;
+}
+
+/// Waits until every commit handed to the fsync thread is settled. Before the writer's
+/// connection closes: the last connection to close removes the WAL file.
+async fn settle_all(wal_sync: &Option<WalSync>) {
+    if let Some(sync) = wal_sync {
+        let (tx, rx) = oneshot::channel();
+        sync.after_sync(Box::new(move |_| {
+            let _ = tx.send(());
+        }));
+        let _ = rx.await;
+    }
 }
 
 /// Runs one batch in one transaction. Every op gets a `Done` pushed *before* any fallible work

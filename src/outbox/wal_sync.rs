@@ -1,0 +1,102 @@
+//! Making SQLite commits durable off the writer's path.
+//!
+//! With `synchronous=FULL` SQLite fsyncs the WAL inside `COMMIT`, while it holds the write lock:
+//! the next batch cannot start until the disk has answered. Instead the writer commits with
+//! `synchronous=NORMAL` (the frames are written to the WAL, not yet fsync'd) and hands the batch's
+//! replies to this thread, which fsyncs the WAL file and only then lets them go. Meanwhile the
+//! writer already runs the next batch, so SQL work and the disk overlap. One fsync covers every
+//! batch queued since the previous one.
+//!
+//! Durability is the same as `FULL`: nobody hears "stored" before an fsync that started after
+//! their commit. A crash before it loses only unacknowledged commits; WAL recovery stops at the
+//! first incomplete frame, and `NORMAL` still syncs the WAL before checkpoints and its header when
+//! the file is reused, so the database stays consistent.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread;
+
+/// What to do once the commit is durable, or with the reason it could not be made so.
+pub(super) type Settle = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// The fsync thread. Dropping it lets the thread finish what was queued and exit.
+pub(super) struct WalSync {
+    tx: mpsc::Sender<Settle>,
+}
+
+impl WalSync {
+    /// Starts the thread for the WAL file beside `database`.
+    pub(super) fn start(database: PathBuf) -> io::Result<WalSync> {
+        let mut wal = database.into_os_string();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
+        let (tx, rx) = mpsc::channel::<Settle>();
+        thread::Builder::new()
+            .name("hookgate-wal-sync".into())
+            .spawn(move || run(wal, rx))?;
+        Ok(WalSync { tx })
+    }
+
+    /// Runs `settle` after the next fsync of the WAL.
+    pub(super) fn after_sync(&self, settle: Settle) {
+        if let Err(mpsc::SendError(settle)) = self.tx.send(settle) {
+            // Only if the thread died: nothing can vouch for the commit.
+            settle(Err("the WAL fsync thread stopped".into()));
+        }
+    }
+}
+
+fn run(wal: PathBuf, rx: mpsc::Receiver<Settle>) {
+    let mut file = None;
+    while let Ok(first) = rx.recv() {
+        let mut waiting = vec![first];
+        waiting.extend(rx.try_iter());
+        let result = sync(&wal, &mut file).map_err(|e| {
+            // The file handle may be what failed; open afresh next time.
+            file = None;
+            format!("fsync of {}: {e}", wal.display())
+        });
+        for settle in waiting {
+            settle(result.clone());
+        }
+    }
+}
+
+/// fdatasync of the WAL file. SQLite keeps the file while a connection is open (the writer holds
+/// one), but checks the inode anyway so a replaced file is never mistaken for the live one.
+fn sync(wal: &PathBuf, file: &mut Option<File>) -> io::Result<()> {
+    let current = std::fs::metadata(wal)?;
+    let stale = match file {
+        Some(f) => f.metadata()?.ino() != current.ino(),
+        None => true,
+    };
+    if stale {
+        *file = Some(File::open(wal)?);
+    }
+    file.as_ref().expect("opened above").sync_data()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settles_after_the_sync_and_reports_a_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("x.db");
+        std::fs::write(dir.path().join("x.db-wal"), b"frames").unwrap();
+        let sync = WalSync::start(db.clone()).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let tx2 = tx.clone();
+        sync.after_sync(Box::new(move |r| tx2.send(r).unwrap()));
+        assert_eq!(rx.recv().unwrap(), Ok(()));
+
+        std::fs::remove_file(dir.path().join("x.db-wal")).unwrap();
+        sync.after_sync(Box::new(move |r| tx.send(r).unwrap()));
+        let err = rx.recv().unwrap().unwrap_err();
+        assert!(err.contains("x.db-wal"), "{err}");
+    }
+}
