@@ -1,0 +1,472 @@
+//! The SQLite writer: one thread that owns the only writing connection.
+//!
+//! It takes every operation queued while its previous commit was in flight and runs them in one
+//! transaction (group commit), with prepared statements cached on the connection. It runs on its
+//! own thread and talks to SQLite directly (rusqlite), so a batch costs no hop between threads
+//! per statement and no SQL text built per batch; the async side only queues operations and
+//! awaits replies. Replies go out after the WAL fsync (see [`super::super::wal_sync`]).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use tokio::sync::{mpsc, oneshot};
+
+use super::super::group::{Batch, Batcher};
+use super::super::wal_sync::WalSync;
+use super::super::{
+    AttemptRecord, Claimed, Ingested, NewEvent, ReplaySelector, StoreError, StoredEvent,
+    parse_scheme,
+};
+use crate::metrics::Metrics;
+
+pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+pub(super) enum Op {
+    Ingest(NewEvent, Reply<Ingested>),
+    Claim {
+        target: String,
+        limit: u32,
+        now_ms: i64,
+        lease_until_ms: i64,
+        reply: Reply<Vec<Claimed>>,
+    },
+    Record(AttemptRecord, i64, Reply<()>),
+    Replay(ReplaySelector, i64, Reply<u64>),
+    Prune(i64, Reply<u64>),
+    ReleaseLeases(Reply<u64>),
+    /// Everything queued before it is committed first (the queue is FIFO); then the writer stops.
+    Shutdown(oneshot::Sender<()>),
+}
+
+impl super::super::group::Op for Op {
+    fn into_stop(self) -> Result<oneshot::Sender<()>, Self> {
+        match self {
+            Op::Shutdown(ack) => Ok(ack),
+            other => Err(other),
+        }
+    }
+
+    fn is_stop(&self) -> bool {
+        matches!(self, Op::Shutdown(_))
+    }
+}
+
+/// A finished operation whose reply waits for the commit (and its fsync).
+enum Done {
+    Ingest(Reply<Ingested>, Ingested),
+    Claim(Reply<Vec<Claimed>>, Vec<Claimed>),
+    Unit(Reply<()>),
+    Count(Reply<u64>, u64),
+}
+
+impl Done {
+    fn send(self) {
+        // A caller that stopped waiting (client gone) is not an error: the data is committed.
+        match self {
+            Done::Ingest(r, v) => drop(r.send(Ok(v))),
+            Done::Claim(r, v) => drop(r.send(Ok(v))),
+            Done::Unit(r) => drop(r.send(Ok(()))),
+            Done::Count(r, v) => drop(r.send(Ok(v))),
+        }
+    }
+
+    fn fail(self, msg: &str) {
+        let e = || StoreError::Transaction(msg.to_string());
+        match self {
+            Done::Ingest(r, _) => drop(r.send(Err(e()))),
+            Done::Claim(r, _) => drop(r.send(Err(e()))),
+            Done::Unit(r) => drop(r.send(Err(e()))),
+            Done::Count(r, _) => drop(r.send(Err(e()))),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Transaction(e.to_string())
+    }
+}
+
+/// Opens the writing connection on a new thread and runs the writer there. Returns once the
+/// connection is ready (or could not be opened).
+pub(super) async fn start(
+    database: PathBuf,
+    rx: mpsc::Receiver<Op>,
+    metrics: Arc<Metrics>,
+    commits: Arc<AtomicU64>,
+) -> Result<std::thread::JoinHandle<()>, StoreError> {
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let handle = std::thread::Builder::new()
+        .name("hookgate-sqlite-writer".into())
+        .spawn(move || match open(&database) {
+            Ok((conn, sync)) => {
+                let _ = ready_tx.send(Ok(()));
+                run(conn, sync, rx, &metrics, &commits);
+            }
+            Err(e) => drop(ready_tx.send(Err(e))),
+        })
+        .map_err(|e| StoreError::Transaction(format!("starting the SQLite writer: {e}")))?;
+    ready_rx.await.map_err(|_| StoreError::Closed)??;
+    Ok(handle)
+}
+
+fn open(database: &Path) -> Result<(Connection, WalSync), StoreError> {
+    let conn = Connection::open_with_flags(
+        database,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.set_prepared_statement_cache_capacity(32);
+    // NORMAL: SQLite writes the WAL at commit without fsyncing it; `WalSync` does that beside
+    // the writer, and no reply leaves before it (so acknowledged data is as durable as FULL).
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA cache_size = -1024;
+         PRAGMA wal_autocheckpoint = 0;",
+    )?;
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::InvalidUrl(format!(
+            "the SQLite store needs a database file in WAL mode (journal mode is {mode})"
+        )));
+    }
+    let sync = WalSync::start(database.to_path_buf())
+        .map_err(|e| StoreError::Transaction(format!("starting the WAL fsync thread: {e}")))?;
+    Ok((conn, sync))
+}
+
+fn run(
+    mut conn: Connection,
+    sync: WalSync,
+    mut rx: mpsc::Receiver<Op>,
+    metrics: &Arc<Metrics>,
+    commits: &AtomicU64,
+) {
+    // The batcher's short waits need a timer; this thread has its own tiny runtime for them.
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "SQLite writer could not start its timer");
+            return;
+        }
+    };
+    let mut batcher = Batcher::default();
+    while let Some(Batch { ops, stop }) = rt.block_on(batcher.next(&mut rx)) {
+        if !ops.is_empty() {
+            metrics.store_batch_size.observe(ops.len() as f64);
+            let mut done = Vec::with_capacity(ops.len());
+            match run_batch(&mut conn, ops, &mut done) {
+                Ok(()) => {
+                    commits.fetch_add(1, Ordering::Relaxed);
+                    let metrics = metrics.clone();
+                    sync.after_sync(Box::new(move |synced| match synced {
+                        Ok(()) => done.into_iter().for_each(Done::send),
+                        Err(msg) => {
+                            metrics.store_errors.inc();
+                            tracing::error!(error = %msg, operations = done.len(), "store commit not durable");
+                            done.into_iter().for_each(|d| d.fail(&msg));
+                        }
+                    }));
+                }
+                Err(e) => {
+                    // The transaction was rolled back when it was dropped.
+                    metrics.store_errors.inc();
+                    tracing::error!(error = %e, operations = done.len(), "store transaction failed");
+                    let msg = e.to_string();
+                    done.into_iter().for_each(|d| d.fail(&msg));
+                }
+            }
+        }
+        if let Some(ack) = stop {
+            rx.close();
+            finish(conn, &sync);
+            let _ = ack.send(());
+            return;
+        }
+    }
+    finish(conn, &sync);
+}
+
+/// Lets every reply waiting for an fsync out, then closes the connection (the last connection
+/// to close removes the WAL file, which the fsync thread would then miss).
+fn finish(conn: Connection, sync: &WalSync) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    sync.after_sync(Box::new(move |_| {
+        let _ = tx.send(());
+    }));
+    let _ = rx.recv();
+    if let Err((_, e)) = conn.close() {
+        tracing::warn!(error = %e, "closing the SQLite writer connection");
+    }
+}
+
+/// Runs one batch in one transaction. Every op gets a `Done` pushed *before* any fallible work
+/// for it, so on error each caller still gets an answer.
+fn run_batch(conn: &mut Connection, ops: Vec<Op>, done: &mut Vec<Done>) -> Result<(), StoreError> {
+    // IMMEDIATE takes the write lock now, so a concurrent writer (the CLI) waits on the busy
+    // timeout here instead of failing at the first write.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut records = Vec::new();
+    let mut rest = Vec::new();
+    for op in ops {
+        match op {
+            Op::Ingest(ev, reply) => {
+                let outcome = insert_event(&tx, &ev)?;
+                done.push(Done::Ingest(reply, outcome));
+            }
+            Op::Record(rec, now_ms, reply) => {
+                done.push(Done::Unit(reply));
+                records.push((rec, now_ms));
+            }
+            other => rest.push(other),
+        }
+    }
+    // Finished attempts first: they release leases the claims below may then see.
+    for (rec, now_ms) in &records {
+        record(&tx, rec, *now_ms)?;
+    }
+    for op in rest {
+        match op {
+            Op::Claim {
+                target,
+                limit,
+                now_ms,
+                lease_until_ms,
+                reply,
+            } => {
+                let idx = done.len();
+                done.push(Done::Claim(reply, Vec::new()));
+                let claimed = claim(&tx, &target, limit, now_ms, lease_until_ms)?;
+                if let Done::Claim(_, v) = &mut done[idx] {
+                    *v = claimed;
+                }
+            }
+            Op::Replay(sel, now_ms, reply) => {
+                let idx = done.len();
+                done.push(Done::Count(reply, 0));
+                let n = replay(&tx, sel, now_ms)?;
+                if let Done::Count(_, v) = &mut done[idx] {
+                    *v = n;
+                }
+            }
+            Op::Prune(cutoff, reply) => {
+                let idx = done.len();
+                done.push(Done::Count(reply, 0));
+                let n = tx
+                    .prepare_cached(
+                        "DELETE FROM events WHERE id IN (
+                        SELECT e.id FROM events e WHERE e.received_at < ?1
+                        AND NOT EXISTS (SELECT 1 FROM deliveries d
+                                        WHERE d.event_row = e.id AND d.status = 'pending')
+                        LIMIT 10000)",
+                    )?
+                    .execute([cutoff])?;
+                if let Done::Count(_, v) = &mut done[idx] {
+                    *v = n as u64;
+                }
+            }
+            Op::ReleaseLeases(reply) => {
+                let idx = done.len();
+                done.push(Done::Count(reply, 0));
+                let n = tx.execute(
+                    "UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL",
+                    [],
+                )?;
+                if let Done::Count(_, v) = &mut done[idx] {
+                    *v = n as u64;
+                }
+            }
+            Op::Ingest(..) | Op::Record(..) | Op::Shutdown(_) => {
+                unreachable!("handled above or split off by the batcher")
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The event and one pending delivery per target, or `Duplicate` if its id is already stored
+/// (by an earlier batch or earlier in this one).
+fn insert_event(tx: &Connection, ev: &NewEvent) -> Result<Ingested, StoreError> {
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO events (event_id, endpoint, scheme, name, model, body, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (event_id) DO NOTHING",
+        )?
+        .execute(params![
+            ev.event_id,
+            ev.endpoint,
+            ev.scheme.as_str(),
+            ev.name,
+            ev.model,
+            ev.body.as_ref(),
+            ev.received_at_ms,
+        ])?;
+    if inserted == 0 {
+        return Ok(Ingested::Duplicate);
+    }
+    let row = tx.last_insert_rowid();
+    let mut delivery = tx.prepare_cached(
+        "INSERT INTO deliveries (event_row, target, status, attempts, next_attempt_at,
+                                 cycle_started_at, created_at, updated_at)
+         VALUES (?1, ?2, 'pending', 0, ?3, ?3, ?3, ?3) ON CONFLICT (event_row, target) DO NOTHING",
+    )?;
+    for target in &ev.targets {
+        delivery.execute(params![row, target, ev.received_at_ms])?;
+    }
+    Ok(Ingested::Accepted)
+}
+
+fn claim(
+    tx: &Connection,
+    target: &str,
+    limit: u32,
+    now_ms: i64,
+    lease_until_ms: i64,
+) -> Result<Vec<Claimed>, StoreError> {
+    let mut leased = tx.prepare_cached(
+        "UPDATE deliveries SET lease_until = ?1
+         WHERE id IN (SELECT id FROM deliveries
+                      WHERE status = 'pending' AND target = ?2 AND next_attempt_at <= ?3
+                        AND (lease_until IS NULL OR lease_until <= ?3)
+                      ORDER BY next_attempt_at, id LIMIT ?4)
+         RETURNING id, event_row, attempts, cycle_started_at",
+    )?;
+    let rows = leased
+        .query_map(
+            params![lease_until_ms, target, now_ms, i64::from(limit)],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            },
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut events: HashMap<i64, Arc<StoredEvent>> = HashMap::new();
+    let mut out = Vec::with_capacity(rows.len());
+    for (delivery_id, event_row, attempts, cycle_started_at_ms) in rows {
+        let event = match events.get(&event_row) {
+            Some(e) => e.clone(),
+            None => {
+                let e = Arc::new(load_event(tx, event_row)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("delivery without event {event_row}"))
+                })?);
+                events.insert(event_row, e.clone());
+                e
+            }
+        };
+        out.push(Claimed {
+            delivery_id,
+            target: target.to_string(),
+            attempts: attempts as u32,
+            cycle_started_at_ms,
+            event,
+        });
+    }
+    // Oldest first, as the queue order promised.
+    out.sort_by_key(|c| c.delivery_id);
+    Ok(out)
+}
+
+fn load_event(tx: &Connection, row: i64) -> Result<Option<StoredEvent>, StoreError> {
+    let found = tx
+        .prepare_cached(
+            "SELECT event_id, endpoint, scheme, name, model, body, received_at
+             FROM events WHERE id = ?1",
+        )?
+        .query_row([row], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, Vec<u8>>(5)?,
+                r.get::<_, i64>(6)?,
+            ))
+        })
+        .optional()?;
+    found
+        .map(
+            |(event_id, endpoint, scheme, name, model, body, received_at_ms)| {
+                Ok(StoredEvent {
+                    event_id,
+                    endpoint,
+                    scheme: parse_scheme(&scheme)?,
+                    name,
+                    model,
+                    body: Bytes::from(body),
+                    received_at_ms,
+                })
+            },
+        )
+        .transpose()
+}
+
+fn record(tx: &Connection, rec: &AttemptRecord, now_ms: i64) -> Result<(), StoreError> {
+    let (status, next_at) = rec.result.next_state();
+    tx.prepare_cached(
+        "UPDATE deliveries SET status = ?2, attempts = ?3,
+             next_attempt_at = COALESCE(?4, next_attempt_at), lease_until = NULL,
+             last_error = ?5, updated_at = ?6
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        rec.delivery_id,
+        status.as_str(),
+        i64::from(rec.attempt),
+        next_at,
+        rec.reason,
+        now_ms,
+    ])?;
+    tx.prepare_cached(
+        "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, status_code, result, reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        rec.delivery_id,
+        i64::from(rec.attempt),
+        rec.started_at_ms,
+        rec.duration_ms,
+        rec.status_code.map(i64::from),
+        rec.result.as_str(),
+        rec.reason,
+    ])?;
+    Ok(())
+}
+
+/// Puts finished deliveries back in the queue with a fresh attempt cycle.
+fn replay(tx: &Connection, sel: ReplaySelector, now_ms: i64) -> Result<u64, StoreError> {
+    const SET: &str = "UPDATE deliveries SET status = 'pending', attempts = 0, lease_until = NULL,
+                       next_attempt_at = ?1, cycle_started_at = ?1, updated_at = ?1";
+    let n = match sel {
+        ReplaySelector::Ids(ids) => {
+            let mut one = tx.prepare_cached(&format!(
+                "{SET} WHERE id = ?2 AND status IN ('dead', 'delivered')"
+            ))?;
+            let mut n = 0;
+            for id in ids {
+                n += one.execute(params![now_ms, id])?;
+            }
+            n
+        }
+        ReplaySelector::Status { status, target } => tx
+            .prepare_cached(&format!(
+                "{SET} WHERE status = ?2 AND (?3 IS NULL OR target = ?3)"
+            ))?
+            .execute(params![now_ms, status.as_str(), target])?,
+    };
+    Ok(n as u64)
+}
