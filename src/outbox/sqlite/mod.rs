@@ -11,8 +11,8 @@ mod writer;
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sqlx::sqlite::{
@@ -87,10 +87,23 @@ struct Inner {
 /// How often the WAL is copied back into the database file while writes happen.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
-/// Passive checkpoints beside the writer: they never block it, and keep the WAL (and the time
-/// a crash recovery takes) small. A passive checkpoint skips frames a reader still needs; the
-/// next round takes them.
-async fn checkpoint_loop(pool: SqlitePool, commits: Arc<AtomicU64>) {
+/// WAL size (in frames, 1 KiB each) past which the writer makes the WAL start over.
+const WAL_RESTART_FRAMES: i64 = 64 * 1024;
+/// A checkpoint round this short leaves little for the writer to copy.
+const QUICK_CHECKPOINT: Duration = Duration::from_millis(3);
+
+/// Passive checkpoints beside the writer: they never block it, and keep the time a crash
+/// recovery takes small. A passive checkpoint skips frames a reader still needs; the next round
+/// takes them.
+///
+/// Under steady writes they are not enough to keep the WAL *file* small: SQLite starts the WAL
+/// over only when a transaction begins with every frame already copied, and new frames arrive
+/// while a checkpoint copies. So once the WAL is past [`WAL_RESTART_FRAMES`], rounds follow one
+/// another until one is quick (little arrived during the one before), and then the writer is
+/// asked to copy the few frames left itself, between two batches (see
+/// `writer::start_wal_over`): a short pause, one small database fsync. With gaps between writes
+/// the WAL starts over on its own.
+async fn checkpoint_loop(pool: SqlitePool, commits: Arc<AtomicU64>, restart_wal: Arc<AtomicBool>) {
     let mut seen = 0;
     loop {
         tokio::time::sleep(CHECKPOINT_EVERY).await;
@@ -99,11 +112,27 @@ async fn checkpoint_loop(pool: SqlitePool, commits: Arc<AtomicU64>) {
             continue;
         }
         seen = now;
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+        for _ in 0..8 {
+            let started = Instant::now();
+            // (busy, frames in the WAL, frames copied)
+            let (frames, copied) =
+                match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+                    .fetch_one(&pool)
+                    .await
+                {
+                    Ok((_, frames, copied)) => (frames, copied),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+                        break;
+                    }
+                };
+            if frames < WAL_RESTART_FRAMES || copied < frames {
+                break;
+            }
+            if started.elapsed() < QUICK_CHECKPOINT {
+                restart_wal.store(true, Ordering::Relaxed);
+                break;
+            }
         }
     }
 }
@@ -138,11 +167,13 @@ impl SqliteStore {
         }
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let commits = Arc::new(AtomicU64::new(0));
+        let restart_wal = Arc::new(AtomicBool::new(false));
         let writer = writer::start(
             options.get_filename().to_path_buf(),
             rx,
             metrics,
             commits.clone(),
+            restart_wal.clone(),
         )
         .await?;
         conn.close().await?;
@@ -152,7 +183,7 @@ impl SqliteStore {
             .idle_timeout(Duration::from_secs(60))
             .connect_with(options)
             .await?;
-        let checkpointer = tokio::spawn(checkpoint_loop(read.clone(), commits));
+        let checkpointer = tokio::spawn(checkpoint_loop(read.clone(), commits, restart_wal));
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 tx,

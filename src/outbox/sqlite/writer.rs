@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -99,6 +99,7 @@ pub(super) async fn start(
     rx: mpsc::Receiver<Op>,
     metrics: Arc<Metrics>,
     commits: Arc<AtomicU64>,
+    restart_wal: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>, StoreError> {
     let (ready_tx, ready_rx) = oneshot::channel();
     let handle = std::thread::Builder::new()
@@ -106,7 +107,7 @@ pub(super) async fn start(
         .spawn(move || match open(&database) {
             Ok((conn, sync)) => {
                 let _ = ready_tx.send(Ok(()));
-                run(conn, sync, rx, &metrics, &commits);
+                run(conn, sync, rx, &metrics, &commits, &restart_wal);
             }
             Err(e) => drop(ready_tx.send(Err(e))),
         })
@@ -124,12 +125,16 @@ fn open(database: &Path) -> Result<(Connection, WalSync), StoreError> {
     conn.set_prepared_statement_cache_capacity(32);
     // NORMAL: SQLite writes the WAL at commit without fsyncing it; `WalSync` does that beside
     // the writer, and no reply leaves before it (so acknowledged data is as durable as FULL).
+    // Checkpoints run beside the writer (`checkpoint_loop`); when the WAL starts over, a file
+    // that grew past 64 MiB under load is cut back to that size.
     conn.execute_batch(
         "PRAGMA foreign_keys = ON;
          PRAGMA synchronous = NORMAL;
          PRAGMA cache_size = -1024;
-         PRAGMA wal_autocheckpoint = 0;",
+         PRAGMA wal_autocheckpoint = 0;
+         PRAGMA journal_size_limit = 67108864;",
     )?;
+
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::InvalidUrl(format!(
@@ -147,6 +152,7 @@ fn run(
     mut rx: mpsc::Receiver<Op>,
     metrics: &Arc<Metrics>,
     commits: &AtomicU64,
+    restart_wal: &AtomicBool,
 ) {
     // The batcher's short waits need a timer; this thread has its own tiny runtime for them.
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -186,6 +192,9 @@ fn run(
                 }
             }
         }
+        if restart_wal.swap(false, Ordering::Relaxed) {
+            start_wal_over(&conn);
+        }
         if let Some(ack) = stop {
             rx.close();
             finish(conn, &sync);
@@ -194,6 +203,17 @@ fn run(
         }
     }
     finish(conn, &sync);
+}
+
+/// Copies the WAL frames the background checkpoint (`checkpoint_loop`) has not yet copied, so
+/// that the next transaction starts the WAL file over from the beginning instead of growing it
+/// (under steady writes it would grow by hundreds of MB a minute). Asked for only when the WAL
+/// is large: it costs a database fsync on the writer's path.
+fn start_wal_over(conn: &Connection) {
+    let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0));
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+    }
 }
 
 /// Lets every reply waiting for an fsync out, then closes the connection (the last connection
