@@ -88,7 +88,13 @@ struct Inner {
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 /// WAL size (in frames, 1 KiB each) past which the writer makes the WAL start over.
+#[cfg(not(test))]
 const WAL_RESTART_FRAMES: i64 = 64 * 1024;
+/// Small enough for a test to get there in a second or two.
+#[cfg(test)]
+const WAL_RESTART_FRAMES: i64 = 2 * 1024;
+/// Checkpoint rounds in a row, at most, waiting for a quick one.
+const ROUNDS: u32 = 8;
 /// A checkpoint round this short leaves little for the writer to copy.
 const QUICK_CHECKPOINT: Duration = Duration::from_millis(3);
 
@@ -112,7 +118,7 @@ async fn checkpoint_loop(pool: SqlitePool, commits: Arc<AtomicU64>, restart_wal:
             continue;
         }
         seen = now;
-        for _ in 0..8 {
+        for round in 1..=ROUNDS {
             let started = Instant::now();
             // (busy, frames in the WAL, frames copied)
             let (frames, copied) =
@@ -129,7 +135,9 @@ async fn checkpoint_loop(pool: SqlitePool, commits: Arc<AtomicU64>, restart_wal:
             if frames < WAL_RESTART_FRAMES || copied < frames {
                 break;
             }
-            if started.elapsed() < QUICK_CHECKPOINT {
+            // Quick: little is left for the writer. After the last round, ask anyway: a longer
+            // pause for the writer beats a WAL that never stops growing (a slow disk).
+            if started.elapsed() < QUICK_CHECKPOINT || round == ROUNDS {
                 restart_wal.store(true, Ordering::Relaxed);
                 break;
             }
@@ -425,4 +433,67 @@ fn stored_event(r: &SqliteRow) -> Result<(i64, StoredEvent), StoreError> {
             received_at_ms: r.try_get(7)?,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(i: u64) -> NewEvent {
+        NewEvent {
+            endpoint: "databricks".into(),
+            event_id: format!("{i:064x}"),
+            scheme: crate::verify::Scheme::Databricks,
+            name: "MODEL_VERSION_CREATED".into(),
+            model: Some("m".into()),
+            body: Bytes::from(vec![b'x'; 450]),
+            received_at_ms: 1_000,
+            targets: Vec::new(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_starts_over_under_steady_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("wal.db");
+        let store = SqliteStore::open(
+            &format!("sqlite://{}", db.display()),
+            Arc::new(Metrics::new()),
+        )
+        .await
+        .unwrap();
+        let wal = dir.path().join("wal.db-wal");
+        // Writers that never pause: without the writer's own checkpoint the WAL only grows.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let tasks: Vec<_> = (0..16u64)
+            .map(|w| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut i = w << 32;
+                    while Instant::now() < deadline {
+                        store.ingest(event(i)).await.unwrap();
+                        i += 1;
+                    }
+                    i - (w << 32)
+                })
+            })
+            .collect();
+        let mut written = 0;
+        for t in tasks {
+            written += t.await.unwrap();
+        }
+        let wal_bytes = std::fs::metadata(&wal).unwrap().len();
+        // Each event dirties at least two 1 KiB pages (its table page and an index page): a WAL
+        // that never started over would hold them all.
+        let never_restarted = written * 2 * 1024;
+        assert!(
+            written * 2 > 4 * WAL_RESTART_FRAMES as u64,
+            "the test wrote too little ({written} events) to show anything"
+        );
+        assert!(
+            wal_bytes < never_restarted / 2,
+            "WAL is {wal_bytes} bytes after {written} events"
+        );
+        store.close().await;
+    }
 }
