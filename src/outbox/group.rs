@@ -1,8 +1,8 @@
 //! Group commit: how a store's single writer gathers the operations that share one commit.
 //!
-//! Both stores put every write through one writer task. It takes whatever was queued while its
-//! previous commit was in flight and commits it as one batch, so concurrent callers share one
-//! fsync. Replies go out only after the commit.
+//! Both stores put every write through one writer (a thread for SQLite, a task for PostgreSQL).
+//! It takes whatever was queued while its previous commit was in flight and commits it as one
+//! batch, so concurrent callers share one fsync. Replies go out only after the commit.
 
 use std::time::Duration;
 
