@@ -311,3 +311,47 @@ async fn close_answers_every_write_it_committed() {
     assert_eq!(s.count_events().await.unwrap(), accepted);
     s.close().await;
 }
+
+#[tokio::test]
+async fn a_failed_batch_answers_every_caller_in_it_with_the_error() {
+    // An attempt record for a delivery that does not exist breaks its transaction (foreign
+    // key). Everyone sharing that commit hears why; nobody is left with a dropped reply, and
+    // the store goes on working.
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir).await;
+    let bad = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.record(record(999_999, 1, AttemptResult::Delivered), 1_000)
+                .await
+        })
+    };
+    let ingests: Vec<_> = (0..50)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.ingest(event(&format!("f{i}"), 1_000, &["t"])).await })
+        })
+        .collect();
+    let err = bad.await.unwrap().unwrap_err();
+    assert!(
+        matches!(err, hookgate::outbox::StoreError::Transaction(_)),
+        "{err:?}"
+    );
+    let mut stored = 0;
+    for t in ingests {
+        match t.await.unwrap() {
+            Ok(Ingested::Accepted) => stored += 1,
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(e) => assert!(
+                matches!(e, hookgate::outbox::StoreError::Transaction(_)),
+                "{e:?}"
+            ),
+        }
+    }
+    assert_eq!(s.count_events().await.unwrap(), stored);
+    assert_eq!(
+        s.ingest(event("after", 2_000, &[])).await.unwrap(),
+        Ingested::Accepted
+    );
+    s.close().await;
+}

@@ -229,33 +229,31 @@ fn finish(conn: Connection, sync: &WalSync) {
     }
 }
 
-/// Runs one batch in one transaction. Every op gets a `Done` pushed *before* any fallible work
-/// for it, so on error each caller still gets an answer.
+/// One operation's work, its reply already in `done` at `.0`.
+enum Work {
+    Ingest(usize, NewEvent),
+    Record(AttemptRecord, i64),
+    Claim(usize, String, u32, i64, i64),
+    Replay(usize, ReplaySelector, i64),
+    Prune(usize, i64),
+    ReleaseLeases(usize),
+}
+
+/// Runs one batch in one transaction. Every op's reply goes into `done` before any fallible
+/// work starts, so on error each caller gets the error (not a dropped reply).
 fn run_batch(conn: &mut Connection, ops: Vec<Op>, done: &mut Vec<Done>) -> Result<(), StoreError> {
-    // IMMEDIATE takes the write lock now, so a concurrent writer (the CLI) waits on the busy
-    // timeout here instead of failing at the first write.
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut records = Vec::new();
-    let mut rest = Vec::new();
+    let mut work = Vec::with_capacity(ops.len());
     for op in ops {
+        let idx = done.len();
         match op {
             Op::Ingest(ev, reply) => {
-                let outcome = insert_event(&tx, &ev)?;
-                done.push(Done::Ingest(reply, outcome));
+                done.push(Done::Ingest(reply, Ingested::Accepted));
+                work.push(Work::Ingest(idx, ev));
             }
             Op::Record(rec, now_ms, reply) => {
                 done.push(Done::Unit(reply));
-                records.push((rec, now_ms));
+                work.push(Work::Record(rec, now_ms));
             }
-            other => rest.push(other),
-        }
-    }
-    // Finished attempts first: they release leases the claims below may then see.
-    for (rec, now_ms) in &records {
-        record(&tx, rec, *now_ms)?;
-    }
-    for op in rest {
-        match op {
             Op::Claim {
                 target,
                 limit,
@@ -263,55 +261,78 @@ fn run_batch(conn: &mut Connection, ops: Vec<Op>, done: &mut Vec<Done>) -> Resul
                 lease_until_ms,
                 reply,
             } => {
-                let idx = done.len();
                 done.push(Done::Claim(reply, Vec::new()));
+                work.push(Work::Claim(idx, target, limit, now_ms, lease_until_ms));
+            }
+            Op::Replay(sel, now_ms, reply) => {
+                done.push(Done::Count(reply, 0));
+                work.push(Work::Replay(idx, sel, now_ms));
+            }
+            Op::Prune(cutoff, reply) => {
+                done.push(Done::Count(reply, 0));
+                work.push(Work::Prune(idx, cutoff));
+            }
+            Op::ReleaseLeases(reply) => {
+                done.push(Done::Count(reply, 0));
+                work.push(Work::ReleaseLeases(idx));
+            }
+            Op::Shutdown(_) => unreachable!("split off by the batcher"),
+        }
+    }
+    // Finished attempts before claims: they release leases the claims may then see.
+    work.sort_by_key(|w| match w {
+        Work::Ingest(..) => 0,
+        Work::Record(..) => 1,
+        _ => 2,
+    });
+    // IMMEDIATE takes the write lock now, so a concurrent writer (the CLI) waits on the busy
+    // timeout here instead of failing at the first write.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for w in work {
+        match w {
+            Work::Ingest(idx, ev) => {
+                let outcome = insert_event(&tx, &ev)?;
+                if let Done::Ingest(_, v) = &mut done[idx] {
+                    *v = outcome;
+                }
+            }
+            Work::Record(rec, now_ms) => record(&tx, &rec, now_ms)?,
+            Work::Claim(idx, target, limit, now_ms, lease_until_ms) => {
                 let claimed = claim(&tx, &target, limit, now_ms, lease_until_ms)?;
                 if let Done::Claim(_, v) = &mut done[idx] {
                     *v = claimed;
                 }
             }
-            Op::Replay(sel, now_ms, reply) => {
-                let idx = done.len();
-                done.push(Done::Count(reply, 0));
-                let n = replay(&tx, sel, now_ms)?;
-                if let Done::Count(_, v) = &mut done[idx] {
-                    *v = n;
-                }
-            }
-            Op::Prune(cutoff, reply) => {
-                let idx = done.len();
-                done.push(Done::Count(reply, 0));
+            Work::Replay(idx, sel, now_ms) => set_count(done, idx, replay(&tx, sel, now_ms)?),
+            Work::Prune(idx, cutoff) => {
                 let n = tx
                     .prepare_cached(
                         "DELETE FROM events WHERE id IN (
-                        SELECT e.id FROM events e WHERE e.received_at < ?1
-                        AND NOT EXISTS (SELECT 1 FROM deliveries d
-                                        WHERE d.event_row = e.id AND d.status = 'pending')
-                        LIMIT 10000)",
+                            SELECT e.id FROM events e WHERE e.received_at < ?1
+                            AND NOT EXISTS (SELECT 1 FROM deliveries d
+                                            WHERE d.event_row = e.id AND d.status = 'pending')
+                            LIMIT 10000)",
                     )?
                     .execute([cutoff])?;
-                if let Done::Count(_, v) = &mut done[idx] {
-                    *v = n as u64;
-                }
+                set_count(done, idx, n as u64);
             }
-            Op::ReleaseLeases(reply) => {
-                let idx = done.len();
-                done.push(Done::Count(reply, 0));
+            Work::ReleaseLeases(idx) => {
                 let n = tx.execute(
                     "UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL",
                     [],
                 )?;
-                if let Done::Count(_, v) = &mut done[idx] {
-                    *v = n as u64;
-                }
-            }
-            Op::Ingest(..) | Op::Record(..) | Op::Shutdown(_) => {
-                unreachable!("handled above or split off by the batcher")
+                set_count(done, idx, n as u64);
             }
         }
     }
     tx.commit()?;
     Ok(())
+}
+
+fn set_count(done: &mut [Done], idx: usize, n: u64) {
+    if let Done::Count(_, v) = &mut done[idx] {
+        *v = n;
+    }
 }
 
 /// The event and one pending delivery per target, or `Duplicate` if its id is already stored
