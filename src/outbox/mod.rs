@@ -58,6 +58,13 @@ pub enum StoreError {
     Transaction(String),
 }
 
+/// The SQLite writer's errors (rusqlite) fail its transaction like sqlx's do.
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Transaction(e.to_string())
+    }
+}
+
 /// A verified, parsed event ready to be stored with its deliveries.
 #[derive(Debug, Clone)]
 pub struct NewEvent {

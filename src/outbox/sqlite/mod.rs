@@ -84,6 +84,17 @@ struct Inner {
     checkpointer: JoinHandle<()>,
 }
 
+/// What every connection sets, the writer's included.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+const PRAGMAS: &[(&str, &str)] = &[
+    ("foreign_keys", "ON"),
+    // A small page cache keeps the resident set small; the working set is the tail of the
+    // tables, which the OS page cache serves anyway.
+    ("cache_size", "-1024"),
+    // Checkpoints run beside the writer (see `checkpoint_loop`), never inside a commit.
+    ("wal_autocheckpoint", "0"),
+];
+
 /// How often the WAL is copied back into the database file while writes happen.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
@@ -147,26 +158,21 @@ async fn checkpoint_loop(pool: SqlitePool, commits: Arc<AtomicU64>, restart_wal:
 
 impl SqliteStore {
     pub async fn open(url: &str, metrics: Arc<Metrics>) -> Result<SqliteStore, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)?
+        // These options serve the connection that makes the file and the schema, and the read
+        // pool (whose checkpoints sync as FULL does). The writer has its own (`writer::open`).
+        let mut options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // FULL: the WAL is fsync'd at every commit, so an acknowledged event survives a
-            // power cut, not only a process crash. (The writer switches to NORMAL below and
-            // fsyncs beside SQLite instead, to the same effect.)
             .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(BUSY_TIMEOUT)
             .statement_cache_capacity(512)
-            // A small page cache keeps the resident set small; the working set is the tail of
-            // the tables, which the OS page cache serves anyway.
-            // 1 KiB pages: the event-id index takes inserts at random places, and each commit
-            // writes every page it touched to the WAL before the fsync. Smaller pages make that
-            // write (and the commit) about a third cheaper. Takes effect when the file is made.
-            .page_size(1024)
-            .pragma("cache_size", "-1024")
-            // Checkpoints run on a separate connection (see `checkpoint_loop`), so a commit
-            // never pays for copying the WAL back into the database file.
-            .pragma("wal_autocheckpoint", "0");
+            // 1 KiB pages: the event-id index takes inserts at random places, so each commit
+            // writes a page per event to the WAL; small pages keep those writes small. Takes
+            // effect when the file is made.
+            .page_size(1024);
+        for (name, value) in PRAGMAS {
+            options = options.pragma(*name, *value);
+        }
         // This connection makes the file and the schema (with the page size above), then
         // gives way to the writer's own.
         let mut conn = SqliteConnection::connect_with(&options).await?;

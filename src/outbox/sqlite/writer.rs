@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
 use bytes::Bytes;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
@@ -22,6 +21,7 @@ use super::super::{
     AttemptRecord, Claimed, Ingested, NewEvent, ReplaySelector, StoreError, StoredEvent,
     parse_scheme,
 };
+use super::{BUSY_TIMEOUT, PRAGMAS};
 use crate::metrics::Metrics;
 
 pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -86,12 +86,6 @@ impl Done {
     }
 }
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError::Transaction(e.to_string())
-    }
-}
-
 /// Opens the writing connection on a new thread and runs the writer there. Returns once the
 /// connection is ready (or could not be opened).
 pub(super) async fn start(
@@ -121,17 +115,16 @@ fn open(database: &Path) -> Result<(Connection, WalSync), StoreError> {
         database,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(32);
+    for (name, value) in PRAGMAS {
+        conn.execute_batch(&format!("PRAGMA {name} = {value};"))?;
+    }
     // NORMAL: SQLite writes the WAL at commit without fsyncing it; `WalSync` does that beside
     // the writer, and no reply leaves before it (so acknowledged data is as durable as FULL).
-    // Checkpoints run beside the writer (`checkpoint_loop`); when the WAL starts over, a file
-    // that grew past 64 MiB under load is cut back to that size.
+    // When the WAL starts over, a file that grew past 64 MiB under load is cut back to that.
     conn.execute_batch(
-        "PRAGMA foreign_keys = ON;
-         PRAGMA synchronous = NORMAL;
-         PRAGMA cache_size = -1024;
-         PRAGMA wal_autocheckpoint = 0;
+        "PRAGMA synchronous = NORMAL;
          PRAGMA journal_size_limit = 67108864;",
     )?;
 
