@@ -2,7 +2,7 @@
 //!
 //! Both stores put every write through one writer (a thread for SQLite, a task for PostgreSQL).
 //! It takes whatever was queued while its previous commit was in flight and commits it as one
-//! batch, so concurrent callers share one fsync. Replies go out only after the commit.
+//! batch, so concurrent callers share one fsync. Replies go out only after the commit is durable.
 
 use std::time::Duration;
 
@@ -26,10 +26,11 @@ pub(super) trait Op: Sized {
 }
 
 /// One writer's batching state.
-#[derive(Default)]
 pub(super) struct Batcher {
     /// Size of the previous batch: how many callers are likely to come back together.
     previous: usize,
+    /// Whether to wait briefly for that many (see [`Batcher::next`]).
+    linger: bool,
 }
 
 /// What [`Batcher::next`] got.
@@ -41,6 +42,25 @@ pub(super) struct Batch<T> {
 }
 
 impl Batcher {
+    /// For a writer whose commit includes its fsync (PostgreSQL): a batch split in two costs a
+    /// second fsync in line, so it waits a moment for the callers of the last batch.
+    pub(super) fn lingering() -> Batcher {
+        Batcher {
+            previous: 0,
+            linger: true,
+        }
+    }
+
+    /// For a writer whose fsync runs beside its commits (SQLite, see `wal_sync`): one fsync
+    /// covers every commit before it, so a split batch costs no extra wait, and the next commit
+    /// overlapping the last one's fsync is what keeps the pipeline full. It never waits.
+    pub(super) fn eager() -> Batcher {
+        Batcher {
+            previous: 0,
+            linger: false,
+        }
+    }
+
     /// Waits for the next batch; `None` once the queue is closed and empty.
     pub(super) async fn next<T: Op>(&mut self, rx: &mut mpsc::Receiver<T>) -> Option<Batch<T>> {
         let mut ops = Vec::with_capacity(self.previous.clamp(1, MAX_BATCH));
@@ -51,7 +71,7 @@ impl Batcher {
         // arrive one by one: committing the first alone would split them across two commits
         // (and two fsyncs). So wait a moment for as many as the last commit had. A lone caller
         // (previous == 1) never waits.
-        if ops.len() < self.previous {
+        if self.linger && ops.len() < self.previous {
             let deadline = tokio::time::Instant::now() + MAX_LINGER;
             while ops.len() < self.previous.min(MAX_BATCH) {
                 let next = (tokio::time::Instant::now() + LINGER_GAP).min(deadline);
@@ -103,7 +123,7 @@ mod tests {
     #[tokio::test]
     async fn takes_everything_queued_and_stops_at_a_stop_request() {
         let (tx, mut rx) = mpsc::channel(16);
-        let mut b = Batcher::default();
+        let mut b = Batcher::lingering();
         for n in 0..3 {
             tx.send(TestOp::Work(n)).await.unwrap();
         }
@@ -123,7 +143,7 @@ mod tests {
     #[tokio::test]
     async fn waits_briefly_for_as_many_as_the_last_batch_had() {
         let (tx, mut rx) = mpsc::channel(16);
-        let mut b = Batcher::default();
+        let mut b = Batcher::lingering();
         for n in 0..4 {
             tx.send(TestOp::Work(n)).await.unwrap();
         }
@@ -141,10 +161,36 @@ mod tests {
         assert_eq!(work(&batch.ops), [10, 11, 12, 13]);
         let tx = sender.await.unwrap();
         // A lone caller after a batch of one does not wait.
-        let mut lone = Batcher::default();
+        let mut lone = Batcher::lingering();
         tx.send(TestOp::Work(7)).await.unwrap();
         let started = tokio::time::Instant::now();
         assert_eq!(work(&lone.next(&mut rx).await.unwrap().ops), [7]);
         assert!(started.elapsed() < MAX_LINGER);
+    }
+
+    #[tokio::test]
+    async fn an_eager_batcher_never_waits_for_more() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let mut b = Batcher::eager();
+        for n in 0..4 {
+            tx.send(TestOp::Work(n)).await.unwrap();
+        }
+        assert_eq!(b.next(&mut rx).await.unwrap().ops.len(), 4);
+        // The same arrivals one by one that a lingering batcher gathers into one batch (see
+        // above): this one commits what is there and takes the rest next time.
+        let sender = tokio::spawn(async move {
+            for n in 10..14 {
+                tx.send(TestOp::Work(n)).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+        });
+        let first = work(&b.next(&mut rx).await.unwrap().ops);
+        assert!(first.len() < 4, "waited for more: {first:?}");
+        let mut all = first;
+        while all.len() < 4 {
+            all.extend(work(&b.next(&mut rx).await.unwrap().ops));
+        }
+        assert_eq!(all, [10, 11, 12, 13]);
+        sender.await.unwrap();
     }
 }

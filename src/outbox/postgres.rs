@@ -635,7 +635,7 @@ async fn writer_loop(
     mut rx: mpsc::Receiver<Op>,
     metrics: Arc<Metrics>,
 ) {
-    let mut batcher = Batcher::default();
+    let mut batcher = Batcher::lingering();
     while let Some(Batch {
         ops: mut batch,
         stop: shutdown,

@@ -147,18 +147,19 @@ fn run(
     commits: &AtomicU64,
     restart_wal: &AtomicBool,
 ) {
-    // The batcher's short waits need a timer; this thread has its own tiny runtime for them.
+    // The batcher is async (it is shared with the PostgreSQL writer); this thread has its own
+    // tiny runtime to drive it.
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            tracing::error!(error = %e, "SQLite writer could not start its timer");
+            tracing::error!(error = %e, "SQLite writer could not start its runtime");
             return;
         }
     };
-    let mut batcher = Batcher::default();
+    let mut batcher = Batcher::eager();
     while let Some(Batch { ops, stop }) = rt.block_on(batcher.next(&mut rx)) {
         if !ops.is_empty() {
             metrics.store_batch_size.observe(ops.len() as f64);
