@@ -6,7 +6,7 @@
 //! the first attempt); otherwise it sleeps until the next one is due, and at most a second, so
 //! replays made by another process are picked up too.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore};
@@ -64,7 +64,9 @@ struct Lane {
 pub struct Dispatcher {
     store: Store,
     lanes: Vec<Arc<Lane>>,
-    client: reqwest::Client,
+    /// Made at start when there is a target (so the first delivery does not wait for the TLS
+    /// set-up), never when there is none: a gateway that only stores events need not carry it.
+    client: OnceLock<reqwest::Client>,
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
 }
@@ -77,7 +79,7 @@ impl Dispatcher {
         metrics: Arc<Metrics>,
         wake: Arc<Notify>,
     ) -> Dispatcher {
-        let lanes = configs
+        let lanes: Vec<_> = configs
             .iter()
             .filter_map(|(name, cfg)| {
                 let target = targets.get(name)?.clone();
@@ -96,10 +98,14 @@ impl Dispatcher {
                 }))
             })
             .collect();
+        let client = OnceLock::new();
+        if !lanes.is_empty() {
+            let _ = client.set(crate::targets::http_client());
+        }
         Dispatcher {
             store,
             lanes,
-            client: crate::targets::http_client(),
+            client,
             metrics,
             wake,
         }
@@ -204,7 +210,8 @@ impl Dispatcher {
                     attempt,
                     now_unix: started_ms / 1000,
                 };
-                let d = lane.target.deliver(&self.client, &ctx).await;
+                let client = self.client.get_or_init(crate::targets::http_client);
+                let d = lane.target.deliver(client, &ctx).await;
                 (d.outcome, d.status_code)
             }
             Err(e) => (

@@ -450,7 +450,7 @@ impl Targets {
 ///
 /// # Panics
 /// If the TLS backend cannot be initialised, which only happens on a broken build; this is called
-/// once at start.
+/// once, at start (see `Dispatcher::new`).
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .user_agent(USER_AGENT)
