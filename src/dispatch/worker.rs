@@ -98,10 +98,11 @@ impl Dispatcher {
                 }))
             })
             .collect();
-        let client = OnceLock::new();
-        if !lanes.is_empty() {
-            let _ = client.set(crate::targets::http_client());
-        }
+        let client = if lanes.is_empty() {
+            OnceLock::new()
+        } else {
+            OnceLock::from(crate::targets::http_client())
+        };
         Dispatcher {
             store,
             lanes,
