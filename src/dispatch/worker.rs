@@ -292,3 +292,35 @@ impl Dispatcher {
         self.wake.notify_one();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::config::{LogConfig, TargetKind};
+    use crate::targets::testutil::target_config;
+
+    async fn dispatcher(
+        dir: &std::path::Path,
+        configs: &BTreeMap<String, TargetConfig>,
+    ) -> Dispatcher {
+        let url = format!("sqlite://{}", dir.join("d.db").display());
+        let metrics = Arc::new(Metrics::new());
+        let store = Store::open(&url, metrics.clone()).await.unwrap();
+        let targets = Targets::build(configs).unwrap();
+        Dispatcher::new(store, &targets, configs, metrics, Arc::new(Notify::new()))
+    }
+
+    #[tokio::test]
+    async fn the_http_client_is_made_only_when_there_is_a_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = dispatcher(dir.path(), &BTreeMap::new()).await;
+        assert!(none.client.get().is_none());
+        let one = BTreeMap::from([(
+            "audit".to_string(),
+            target_config(TargetKind::Log(LogConfig { path: None })),
+        )]);
+        assert!(dispatcher(dir.path(), &one).await.client.get().is_some());
+    }
+}
