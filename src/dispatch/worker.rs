@@ -321,6 +321,7 @@ mod tests {
             "audit".to_string(),
             target_config(TargetKind::Log(LogConfig { path: None })),
         )]);
-        assert!(dispatcher(dir.path(), &one).await.client.get().is_some());
+        let other = tempfile::tempdir().unwrap();
+        assert!(dispatcher(other.path(), &one).await.client.get().is_some());
     }
 }
