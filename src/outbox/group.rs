@@ -140,16 +140,20 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn waits_briefly_for_as_many_as_the_last_batch_had() {
+    /// A batch of four, then four more callers that come back one by one (the writer wakes
+    /// for the first), as callers of one commit do under load. Returns the sender's task, which
+    /// hands the queue back when done.
+    async fn four_then_four_one_by_one(
+        b: &mut Batcher,
+    ) -> (
+        mpsc::Receiver<TestOp>,
+        tokio::task::JoinHandle<mpsc::Sender<TestOp>>,
+    ) {
         let (tx, mut rx) = mpsc::channel(16);
-        let mut b = Batcher::lingering();
         for n in 0..4 {
             tx.send(TestOp::Work(n)).await.unwrap();
         }
         assert_eq!(b.next(&mut rx).await.unwrap().ops.len(), 4);
-        // The next callers arrive one by one (the writer wakes for the first): they still
-        // share a batch.
         let sender = tokio::spawn(async move {
             for n in 10..14 {
                 tx.send(TestOp::Work(n)).await.unwrap();
@@ -157,6 +161,14 @@ mod tests {
             }
             tx
         });
+        (rx, sender)
+    }
+
+    #[tokio::test]
+    async fn waits_briefly_for_as_many_as_the_last_batch_had() {
+        let mut b = Batcher::lingering();
+        let (mut rx, sender) = four_then_four_one_by_one(&mut b).await;
+        // They still share a batch.
         let batch = b.next(&mut rx).await.unwrap();
         assert_eq!(work(&batch.ops), [10, 11, 12, 13]);
         let tx = sender.await.unwrap();
@@ -170,20 +182,9 @@ mod tests {
 
     #[tokio::test]
     async fn an_eager_batcher_never_waits_for_more() {
-        let (tx, mut rx) = mpsc::channel(16);
         let mut b = Batcher::eager();
-        for n in 0..4 {
-            tx.send(TestOp::Work(n)).await.unwrap();
-        }
-        assert_eq!(b.next(&mut rx).await.unwrap().ops.len(), 4);
-        // The same arrivals one by one that a lingering batcher gathers into one batch (see
-        // above): this one commits what is there and takes the rest next time.
-        let sender = tokio::spawn(async move {
-            for n in 10..14 {
-                tx.send(TestOp::Work(n)).await.unwrap();
-                tokio::task::yield_now().await;
-            }
-        });
+        let (mut rx, sender) = four_then_four_one_by_one(&mut b).await;
+        // This one commits what is there and takes the rest next time.
         let first = work(&b.next(&mut rx).await.unwrap().ops);
         assert!(first.len() < 4, "waited for more: {first:?}");
         let mut all = first;
