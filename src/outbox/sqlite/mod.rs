@@ -98,12 +98,20 @@ const PRAGMAS: &[(&str, &str)] = &[
 /// How often the WAL is copied back into the database file while writes happen.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
-/// WAL size (in frames, 1 KiB each) past which the writer makes the WAL start over.
+/// WAL size (in frames, 1 KiB each) past which the writer makes the WAL start over. Each start
+/// costs the writer a short pause (one database fsync), so under sustained load a smaller WAL
+/// means more, but shorter, pauses; it also keeps the mapped WAL index (`-shm`, which grows with
+/// the WAL) and crash recovery small. 16 Ki frames (~17 MB) gave a lower p99 than 64 Ki at the
+/// same throughput; 8 Ki cost throughput.
 #[cfg(not(test))]
-const WAL_RESTART_FRAMES: i64 = 64 * 1024;
+const WAL_RESTART_FRAMES: i64 = 16 * 1024;
 /// Small enough for a test to get there in a second or two.
 #[cfg(test)]
 const WAL_RESTART_FRAMES: i64 = 2 * 1024;
+/// The WAL file is cut back to this size when it starts over (`journal_size_limit`). Twice the
+/// restart size, so that normally nothing is cut: truncating (and growing the file again) would
+/// add to the writer's pause, and a file that keeps its size is rewritten in place.
+const WAL_SIZE_LIMIT: i64 = 2 * WAL_RESTART_FRAMES * (1024 + 24);
 /// Checkpoint rounds in a row, at most, waiting for a quick one.
 const ROUNDS: u32 = 8;
 /// A checkpoint round this short leaves little for the writer to copy.

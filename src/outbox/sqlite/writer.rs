@@ -21,7 +21,7 @@ use super::super::{
     AttemptRecord, Claimed, Ingested, NewEvent, ReplaySelector, StoreError, StoredEvent,
     parse_scheme,
 };
-use super::{BUSY_TIMEOUT, PRAGMAS};
+use super::{BUSY_TIMEOUT, PRAGMAS, WAL_SIZE_LIMIT};
 use crate::metrics::Metrics;
 
 pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -122,11 +122,10 @@ fn open(database: &Path) -> Result<(Connection, WalSync), StoreError> {
     }
     // NORMAL: SQLite writes the WAL at commit without fsyncing it; `WalSync` does that beside
     // the writer, and no reply leaves before it (so acknowledged data is as durable as FULL).
-    // When the WAL starts over, a file that grew past 64 MiB under load is cut back to that.
-    conn.execute_batch(
+    conn.execute_batch(&format!(
         "PRAGMA synchronous = NORMAL;
-         PRAGMA journal_size_limit = 67108864;",
-    )?;
+         PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};"
+    ))?;
 
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
