@@ -322,6 +322,9 @@ mod tests {
             target_config(TargetKind::Log(LogConfig { path: None })),
         )]);
         let other = tempfile::tempdir().unwrap();
-        assert!(dispatcher(other.path(), &one).await.client.get().is_some());
+        let some = dispatcher(other.path(), &one).await;
+        assert!(some.client.get().is_some());
+        none.store.close().await;
+        some.store.close().await;
     }
 }
