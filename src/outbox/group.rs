@@ -8,21 +8,63 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::StoreError;
+
 /// Most operations one batch takes. Bounds a statement's size and how long a request can be
 /// made to wait for others.
-pub(super) const MAX_BATCH: usize = 256;
+const MAX_BATCH: usize = 256;
 /// Queue depth in front of a writer: beyond it, requests wait (back-pressure, not memory).
-pub(super) const QUEUE_DEPTH: usize = 4096;
+const QUEUE_DEPTH: usize = 4096;
 /// Longest a commit waits for more operations to join it ...
 const MAX_LINGER: Duration = Duration::from_micros(1500);
 /// ... and it stops waiting when no operation arrived for this long.
 const LINGER_GAP: Duration = Duration::from_micros(200);
 
-/// A writer queue entry that may be the request to stop.
-pub(super) trait Op: Sized {
-    /// The stop request's acknowledgement, or the operation itself.
-    fn into_stop(self) -> Result<oneshot::Sender<()>, Self>;
-    fn is_stop(&self) -> bool;
+/// Where a writer sends one operation's result, once its commit is durable.
+pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// What a writer's queue carries: an operation, or the request to stop.
+pub(super) enum Queued<T> {
+    Op(T),
+    /// Everything queued before it is committed first (the queue is FIFO); then the writer
+    /// acknowledges and stops.
+    Stop(oneshot::Sender<()>),
+}
+
+/// The callers' side of a writer's queue.
+pub(super) struct Queue<T>(mpsc::Sender<Queued<T>>);
+
+/// A writer's queue: callers send through the [`Queue`], the writer reads the receiver with a
+/// [`Batcher`].
+pub(super) fn queue<T>() -> (Queue<T>, mpsc::Receiver<Queued<T>>) {
+    let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+    (Queue(tx), rx)
+}
+
+impl<T> Queue<T> {
+    /// Queues the operation `make` builds around its reply, and waits for that reply.
+    pub(super) async fn call<R>(&self, make: impl FnOnce(Reply<R>) -> T) -> Result<R, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.0
+            .send(Queued::Op(make(reply)))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Whether the writer has stopped (its end of the queue is gone).
+    pub(super) fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+
+    /// Asks the writer to stop once everything queued so far is committed, and waits until it
+    /// has. Returns at once if it had already stopped.
+    pub(super) async fn stop(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.0.send(Queued::Stop(ack)).await.is_ok() {
+            let _ = done.await;
+        }
+    }
 }
 
 /// One writer's batching state.
@@ -62,31 +104,39 @@ impl Batcher {
     }
 
     /// Waits for the next batch; `None` once the queue is closed and empty.
-    pub(super) async fn next<T: Op>(&mut self, rx: &mut mpsc::Receiver<T>) -> Option<Batch<T>> {
-        let mut ops = Vec::with_capacity(self.previous.clamp(1, MAX_BATCH));
-        if rx.recv_many(&mut ops, MAX_BATCH).await == 0 {
+    pub(super) async fn next<T>(&mut self, rx: &mut mpsc::Receiver<Queued<T>>) -> Option<Batch<T>> {
+        let mut queued = Vec::with_capacity(self.previous.clamp(1, MAX_BATCH));
+        if rx.recv_many(&mut queued, MAX_BATCH).await == 0 {
             return None;
         }
         // Under load the callers of one commit all come back at once, but their next requests
         // arrive one by one: committing the first alone would split them across two commits
         // (and two fsyncs). So wait a moment for as many as the last commit had. A lone caller
         // (previous == 1) never waits.
-        if self.linger && ops.len() < self.previous {
+        if self.linger && queued.len() < self.previous {
             let deadline = tokio::time::Instant::now() + MAX_LINGER;
-            while ops.len() < self.previous.min(MAX_BATCH) {
+            while queued.len() < self.previous.min(MAX_BATCH) {
                 let next = (tokio::time::Instant::now() + LINGER_GAP).min(deadline);
                 match tokio::time::timeout_at(next, rx.recv()).await {
-                    Ok(Some(op)) => ops.push(op),
+                    Ok(Some(q)) => queued.push(q),
                     _ => break,
                 }
             }
         }
-        self.previous = ops.len();
-        let stop = match ops.iter().position(Op::is_stop) {
-            None => None,
-            Some(pos) => ops.drain(pos..).next().and_then(|op| op.into_stop().ok()),
-        };
-        Some(Batch { ops, stop })
+        self.previous = queued.len();
+        let mut ops = Vec::with_capacity(queued.len());
+        for q in queued {
+            match q {
+                Queued::Op(op) => ops.push(op),
+                Queued::Stop(ack) => {
+                    return Some(Batch {
+                        ops,
+                        stop: Some(ack),
+                    });
+                }
+            }
+        }
+        Some(Batch { ops, stop: None })
     }
 }
 
@@ -94,30 +144,8 @@ impl Batcher {
 mod tests {
     use super::*;
 
-    enum TestOp {
-        Work(u32),
-        Stop(oneshot::Sender<()>),
-    }
-
-    impl Op for TestOp {
-        fn into_stop(self) -> Result<oneshot::Sender<()>, Self> {
-            match self {
-                TestOp::Stop(tx) => Ok(tx),
-                other => Err(other),
-            }
-        }
-        fn is_stop(&self) -> bool {
-            matches!(self, TestOp::Stop(_))
-        }
-    }
-
-    fn work(ops: &[TestOp]) -> Vec<u32> {
-        ops.iter()
-            .map(|o| match o {
-                TestOp::Work(n) => *n,
-                TestOp::Stop(_) => panic!("stop left in the batch"),
-            })
-            .collect()
+    fn work(ops: &[u32]) -> Vec<u32> {
+        ops.to_vec()
     }
 
     #[tokio::test]
@@ -125,11 +153,11 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(16);
         let mut b = Batcher::lingering();
         for n in 0..3 {
-            tx.send(TestOp::Work(n)).await.unwrap();
+            tx.send(Queued::Op(n)).await.unwrap();
         }
         let (ack, _ack_rx) = oneshot::channel();
-        tx.send(TestOp::Stop(ack)).await.unwrap();
-        tx.send(TestOp::Work(99)).await.unwrap();
+        tx.send(Queued::Stop(ack)).await.unwrap();
+        tx.send(Queued::Op(99)).await.unwrap();
         let batch = b.next(&mut rx).await.unwrap();
         assert_eq!(work(&batch.ops), [0, 1, 2]);
         assert!(batch.stop.is_some(), "the stop request is handed back");
@@ -146,17 +174,17 @@ mod tests {
     async fn four_then_four_one_by_one(
         b: &mut Batcher,
     ) -> (
-        mpsc::Receiver<TestOp>,
-        tokio::task::JoinHandle<mpsc::Sender<TestOp>>,
+        mpsc::Receiver<Queued<u32>>,
+        tokio::task::JoinHandle<mpsc::Sender<Queued<u32>>>,
     ) {
         let (tx, mut rx) = mpsc::channel(16);
         for n in 0..4 {
-            tx.send(TestOp::Work(n)).await.unwrap();
+            tx.send(Queued::Op(n)).await.unwrap();
         }
         assert_eq!(b.next(&mut rx).await.unwrap().ops.len(), 4);
         let sender = tokio::spawn(async move {
             for n in 10..14 {
-                tx.send(TestOp::Work(n)).await.unwrap();
+                tx.send(Queued::Op(n)).await.unwrap();
                 tokio::task::yield_now().await;
             }
             tx
@@ -174,7 +202,7 @@ mod tests {
         let tx = sender.await.unwrap();
         // A lone caller after a batch of one does not wait.
         let mut lone = Batcher::lingering();
-        tx.send(TestOp::Work(7)).await.unwrap();
+        tx.send(Queued::Op(7)).await.unwrap();
         let started = tokio::time::Instant::now();
         assert_eq!(work(&lone.next(&mut rx).await.unwrap().ops), [7]);
         assert!(started.elapsed() < MAX_LINGER);

@@ -32,10 +32,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::{ConnectOptions, Connection, Postgres, QueryBuilder, Row};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 
-use super::group::{Batch, Batcher, QUEUE_DEPTH};
+use super::group::{self, Batch, Batcher, Queue, Queued, Reply};
 use super::{
     AttemptRecord, AttemptRow, Claimed, DELIVERY_SELECT, DeliveryFilter, DeliveryRow,
     DeliveryStatus, Ingested, NewEvent, ReplaySelector, StoreError, StoredEvent, TargetCounts,
@@ -197,29 +197,12 @@ const KNOWN_PARAMS: &[&str] = &[
     "options",
 ];
 
-type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
-
 /// What goes through the writer: the writes that happen per request or per attempt. Claims,
 /// replays and prunes are single statements run straight on the pool: PostgreSQL takes
 /// concurrent writers, and they are comparatively rare.
 enum Op {
     Ingest(NewEvent, Reply<Ingested>),
     Record(AttemptRecord, i64, Reply<()>),
-    /// Everything queued before it is committed first (the queue is FIFO); then the writer stops.
-    Shutdown(oneshot::Sender<()>),
-}
-
-impl super::group::Op for Op {
-    fn into_stop(self) -> Result<oneshot::Sender<()>, Self> {
-        match self {
-            Op::Shutdown(ack) => Ok(ack),
-            other => Err(other),
-        }
-    }
-
-    fn is_stop(&self) -> bool {
-        matches!(self, Op::Shutdown(_))
-    }
 }
 
 #[derive(Clone)]
@@ -228,7 +211,7 @@ pub struct PostgresStore {
 }
 
 struct Inner {
-    tx: mpsc::Sender<Op>,
+    queue: Queue<Op>,
     pool: PgPool,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -286,36 +269,26 @@ impl PostgresStore {
             .await?;
         create_schema(&pool).await?;
         let conn = connect(&options).await?;
-        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let (queue, rx) = group::queue();
         let writer = tokio::spawn(writer_loop(options, Some(conn), rx, metrics));
         Ok(PostgresStore {
             inner: Arc::new(Inner {
-                tx,
+                queue,
                 pool,
                 writer: Mutex::new(Some(writer)),
             }),
         })
     }
 
-    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Op) -> Result<T, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.inner
-            .tx
-            .send(make(reply))
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
-    }
-
     fn check_open(&self) -> Result<(), StoreError> {
-        if self.inner.tx.is_closed() {
+        if self.inner.queue.is_closed() {
             return Err(StoreError::Closed);
         }
         Ok(())
     }
 
     pub async fn ingest(&self, event: NewEvent) -> Result<Ingested, StoreError> {
-        self.call(|r| Op::Ingest(event, r)).await
+        self.inner.queue.call(|r| Op::Ingest(event, r)).await
     }
 
     pub async fn claim(
@@ -363,7 +336,10 @@ impl PostgresStore {
     }
 
     pub async fn record(&self, record: AttemptRecord, now_ms: i64) -> Result<(), StoreError> {
-        self.call(|r| Op::Record(record, now_ms, r)).await
+        self.inner
+            .queue
+            .call(|r| Op::Record(record, now_ms, r))
+            .await
     }
 
     /// Releases nothing and returns 0. The embedded store frees every lease at start-up because
@@ -546,10 +522,7 @@ impl PostgresStore {
     /// Finish every write queued so far, stop the writer and close the connections. Later
     /// writes fail with [`StoreError::Closed`].
     pub async fn close(&self) {
-        let (done_tx, done_rx) = oneshot::channel();
-        if self.inner.tx.send(Op::Shutdown(done_tx)).await.is_ok() {
-            let _ = done_rx.await;
-        }
+        self.inner.queue.stop().await;
         if let Some(h) = self.inner.writer.lock().await.take() {
             let _ = h.await;
         }
@@ -632,7 +605,7 @@ fn stored_event(r: &PgRow, at: usize) -> Result<(i64, StoredEvent), StoreError> 
 async fn writer_loop(
     options: PgConnectOptions,
     mut conn: Option<PgConnection>,
-    mut rx: mpsc::Receiver<Op>,
+    mut rx: mpsc::Receiver<Queued<Op>>,
     metrics: Arc<Metrics>,
 ) {
     let mut batcher = Batcher::lingering();
@@ -709,7 +682,6 @@ fn split(ops: impl Iterator<Item = Op>) -> (Ingests, Records) {
         match op {
             Op::Ingest(ev, r) => ingests.push((ev, r)),
             Op::Record(rec, now, r) => records.push((rec, now, r)),
-            Op::Shutdown(_) => unreachable!("taken out of the batch first"),
         }
     }
     (ingests, records)
@@ -861,6 +833,8 @@ async fn run_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::sync::oneshot;
+
     use crate::outbox::AttemptResult;
     use crate::verify::Scheme;
 

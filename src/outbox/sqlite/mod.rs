@@ -20,11 +20,11 @@ use sqlx::sqlite::{
     SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Connection, QueryBuilder, Row, Sqlite};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
-use self::writer::{Op, Reply};
-use super::group::QUEUE_DEPTH;
+use self::writer::Op;
+use super::group::{self, Queue};
 use super::{
     AttemptRecord, AttemptRow, Claimed, DELIVERY_SELECT, DeliveryFilter, DeliveryRow,
     DeliveryStatus, Ingested, NewEvent, ReplaySelector, StoreError, StoredEvent, TargetCounts,
@@ -78,7 +78,7 @@ pub struct SqliteStore {
 }
 
 struct Inner {
-    tx: mpsc::Sender<Op>,
+    queue: Queue<Op>,
     read: SqlitePool,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     checkpointer: JoinHandle<()>,
@@ -187,7 +187,7 @@ impl SqliteStore {
         for stmt in SCHEMA {
             sqlx::query(*stmt).execute(&mut conn).await?;
         }
-        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let (queue, rx) = group::queue();
         let commits = Arc::new(AtomicU64::new(0));
         let restart_wal = Arc::new(AtomicBool::new(false));
         let writer = writer::start(
@@ -208,7 +208,7 @@ impl SqliteStore {
         let checkpointer = tokio::spawn(checkpoint_loop(read.clone(), commits, restart_wal));
         Ok(SqliteStore {
             inner: Arc::new(Inner {
-                tx,
+                queue,
                 read,
                 writer: Mutex::new(Some(writer)),
                 checkpointer,
@@ -216,18 +216,8 @@ impl SqliteStore {
         })
     }
 
-    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Op) -> Result<T, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.inner
-            .tx
-            .send(make(reply))
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
-    }
-
     pub async fn ingest(&self, event: NewEvent) -> Result<Ingested, StoreError> {
-        self.call(|r| Op::Ingest(event, r)).await
+        self.inner.queue.call(|r| Op::Ingest(event, r)).await
     }
 
     pub async fn claim(
@@ -238,30 +228,35 @@ impl SqliteStore {
         lease_until_ms: i64,
     ) -> Result<Vec<Claimed>, StoreError> {
         let target = target.to_string();
-        self.call(|reply| Op::Claim {
-            target,
-            limit,
-            now_ms,
-            lease_until_ms,
-            reply,
-        })
-        .await
+        self.inner
+            .queue
+            .call(|reply| Op::Claim {
+                target,
+                limit,
+                now_ms,
+                lease_until_ms,
+                reply,
+            })
+            .await
     }
 
     pub async fn record(&self, record: AttemptRecord, now_ms: i64) -> Result<(), StoreError> {
-        self.call(|r| Op::Record(record, now_ms, r)).await
+        self.inner
+            .queue
+            .call(|r| Op::Record(record, now_ms, r))
+            .await
     }
 
     pub async fn replay(&self, sel: ReplaySelector, now_ms: i64) -> Result<u64, StoreError> {
-        self.call(|r| Op::Replay(sel, now_ms, r)).await
+        self.inner.queue.call(|r| Op::Replay(sel, now_ms, r)).await
     }
 
     pub async fn prune(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
-        self.call(|r| Op::Prune(cutoff_ms, r)).await
+        self.inner.queue.call(|r| Op::Prune(cutoff_ms, r)).await
     }
 
     pub async fn release_leases(&self) -> Result<u64, StoreError> {
-        self.call(Op::ReleaseLeases).await
+        self.inner.queue.call(Op::ReleaseLeases).await
     }
 
     pub async fn next_due_ms(&self, targets: &[String]) -> Result<Option<i64>, StoreError> {
@@ -374,7 +369,7 @@ impl SqliteStore {
 
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.inner.read).await?;
-        if self.inner.tx.is_closed() {
+        if self.inner.queue.is_closed() {
             return Err(StoreError::Closed);
         }
         Ok(())
@@ -383,10 +378,7 @@ impl SqliteStore {
     /// Finish every write queued so far, stop the writer and close the connections. Later
     /// writes fail with [`StoreError::Closed`].
     pub async fn close(&self) {
-        let (done_tx, done_rx) = oneshot::channel();
-        if self.inner.tx.send(Op::Shutdown(done_tx)).await.is_ok() {
-            let _ = done_rx.await;
-        }
+        self.inner.queue.stop().await;
         if let Some(h) = self.inner.writer.lock().await.take() {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }

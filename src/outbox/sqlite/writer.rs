@@ -15,7 +15,7 @@ use bytes::Bytes;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::super::group::{Batch, Batcher};
+use super::super::group::{Batch, Batcher, Queued, Reply};
 use super::super::wal_sync::WalSync;
 use super::super::{
     AttemptRecord, Claimed, Ingested, NewEvent, ReplaySelector, StoreError, StoredEvent,
@@ -23,8 +23,6 @@ use super::super::{
 };
 use super::{BUSY_TIMEOUT, PRAGMAS, WAL_SIZE_LIMIT};
 use crate::metrics::Metrics;
-
-pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 pub(super) enum Op {
     Ingest(NewEvent, Reply<Ingested>),
@@ -39,21 +37,6 @@ pub(super) enum Op {
     Replay(ReplaySelector, i64, Reply<u64>),
     Prune(i64, Reply<u64>),
     ReleaseLeases(Reply<u64>),
-    /// Everything queued before it is committed first (the queue is FIFO); then the writer stops.
-    Shutdown(oneshot::Sender<()>),
-}
-
-impl super::super::group::Op for Op {
-    fn into_stop(self) -> Result<oneshot::Sender<()>, Self> {
-        match self {
-            Op::Shutdown(ack) => Ok(ack),
-            other => Err(other),
-        }
-    }
-
-    fn is_stop(&self) -> bool {
-        matches!(self, Op::Shutdown(_))
-    }
 }
 
 /// A finished operation whose reply waits for the commit (and its fsync).
@@ -90,7 +73,7 @@ impl Done {
 /// connection is ready (or could not be opened).
 pub(super) async fn start(
     database: PathBuf,
-    rx: mpsc::Receiver<Op>,
+    rx: mpsc::Receiver<Queued<Op>>,
     metrics: Arc<Metrics>,
     commits: Arc<AtomicU64>,
     restart_wal: Arc<AtomicBool>,
@@ -141,7 +124,7 @@ fn open(database: &Path) -> Result<(Connection, WalSync), StoreError> {
 fn run(
     mut conn: Connection,
     sync: WalSync,
-    mut rx: mpsc::Receiver<Op>,
+    mut rx: mpsc::Receiver<Queued<Op>>,
     metrics: &Arc<Metrics>,
     commits: &AtomicU64,
     restart_wal: &AtomicBool,
@@ -269,7 +252,6 @@ fn run_batch(conn: &mut Connection, ops: Vec<Op>, done: &mut Vec<Done>) -> Resul
                 done.push(Done::Count(reply, 0));
                 work.push(Work::ReleaseLeases(idx));
             }
-            Op::Shutdown(_) => unreachable!("split off by the batcher"),
         }
     }
     // Finished attempts before claims: they release leases the claims may then see.
