@@ -9,6 +9,7 @@
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 use time::format_description::well_known::{Iso8601, Rfc3339};
 use time::{OffsetDateTime, PrimitiveDateTime};
 
@@ -53,6 +54,23 @@ pub struct Event {
     pub json: Value,
     /// The body bytes exactly as received and verified.
     pub raw: Bytes,
+}
+
+/// Longest sender-supplied delivery id used as an event id; longer ones are hashed instead.
+const MAX_DELIVERY_ID_LEN: usize = 128;
+
+/// What the store tells events apart by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The sender's delivery id (MLflow), else the hex SHA-256 of the raw body (Databricks sends
+    /// no id; an identical body is the same event re-sent).
+    pub id: String,
+    /// The sender's timestamp in ms when the id is the body's hash, else 0. The timestamp is then
+    /// read from the same bytes as the id, so equal ids always have equal times and a key of
+    /// (time, id) is unique exactly when the id is. The SQLite store leads its unique key with
+    /// it: senders stamp events with the current time, so a new key goes at the end of the index
+    /// instead of at a random place (a random place costs a page write per event).
+    pub time_ms: i64,
 }
 
 /// A verified body that is not a JSON object (answered with 400).
@@ -103,6 +121,20 @@ impl Event {
             raw,
             ..event
         })
+    }
+
+    /// The event's identity, given the sender's delivery id if it sent one.
+    pub fn identity(&self, delivery_id: Option<&str>) -> Identity {
+        match delivery_id {
+            Some(id) if !id.is_empty() && id.len() <= MAX_DELIVERY_ID_LEN => Identity {
+                id: id.to_string(),
+                time_ms: 0,
+            },
+            _ => Identity {
+                id: hex::encode(Sha256::digest(&self.raw)),
+                time_ms: self.sender_timestamp_ms.unwrap_or(0),
+            },
+        }
     }
 
     /// The event's names: its own, then its counterpart if it has one.
@@ -563,6 +595,43 @@ mod tests {
             .into_iter()
             .filter(|v| !v.name.starts_with("bad-"))
             .collect()
+    }
+
+    #[test]
+    fn identity_is_the_delivery_id_or_the_body_hash_with_the_body_time() {
+        let body = r#"{"event":"MODEL_VERSION_CREATED","event_timestamp":1589859029343}"#;
+        let hash = hex::encode(Sha256::digest(body.as_bytes()));
+        let event = parse(Scheme::Databricks, body).unwrap();
+        let expected = Identity {
+            id: hash.clone(),
+            time_ms: 1_589_859_029_343,
+        };
+        assert_eq!(event.identity(None), expected);
+        // The same bytes, the same identity: a re-sent event meets its first copy.
+        assert_eq!(
+            parse(Scheme::Databricks, body).unwrap().identity(None),
+            expected
+        );
+        let untimed = parse(Scheme::Databricks, r#"{"event":"X"}"#).unwrap();
+        assert_eq!(untimed.identity(None).time_ms, 0);
+
+        // A delivery id names the event; its time is 0, since the body's time need not be the
+        // same in every delivery that carries the id.
+        let body = r#"{"entity":"model_version","action":"created","timestamp":"2026-11-25T14:32:45.203+00:00","data":{}}"#;
+        let event = parse(Scheme::Mlflow, body).unwrap();
+        let by_delivery = Identity {
+            id: "d-1".into(),
+            time_ms: 0,
+        };
+        assert_eq!(event.identity(Some("d-1")), by_delivery);
+        // An empty or oversized delivery id is not used: the body names the event.
+        let hashed = Identity {
+            id: hex::encode(Sha256::digest(body.as_bytes())),
+            time_ms: 1_795_617_165_203,
+        };
+        assert_eq!(event.identity(Some("")), hashed);
+        assert_eq!(event.identity(Some(&"x".repeat(129))), hashed);
+        assert_eq!(event.identity(Some(&"x".repeat(128))).time_ms, 0);
     }
 
     fn tag(key: &str, value: Option<&str>) -> Tag {

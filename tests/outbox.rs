@@ -20,6 +20,7 @@ fn event(id: &str, at_ms: i64, targets: &[&str]) -> NewEvent {
     NewEvent {
         endpoint: "databricks".into(),
         event_id: id.into(),
+        key_time_ms: 0,
         scheme: Scheme::Databricks,
         name: "MODEL_VERSION_CREATED".into(),
         model: Some("m".into()),

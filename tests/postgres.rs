@@ -85,6 +85,7 @@ fn event(id: &str, targets: &[&str], at: i64) -> NewEvent {
     NewEvent {
         endpoint: "databricks".into(),
         event_id: id.into(),
+        key_time_ms: 0,
         scheme: Scheme::Databricks,
         name: "MODEL_VERSION_CREATED".into(),
         model: Some("fraud-detector".into()),

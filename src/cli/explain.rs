@@ -109,7 +109,7 @@ pub fn explain(
         }
     }
     let body = Bytes::from(req.body.clone().into_bytes());
-    let (event, event_id) = match admit(ep.scheme, &ep.auth(), &headers, body, now_unix) {
+    let (event, identity) = match admit(ep.scheme, &ep.auth(), &headers, body, now_unix) {
         Ok(a) => a,
         Err(Refusal::Unverified(r)) => {
             return refused(name, 401, &format!("rejected: {}", r.code()));
@@ -121,7 +121,7 @@ pub fn explain(
     let route_matches = routes.explain(&ep.name, &event);
     let ctx = DeliveryContext {
         event: &event,
-        event_id: &event_id,
+        event_id: &identity.id,
         endpoint: &ep.name,
         attempt: 1,
         now_unix,
@@ -150,7 +150,7 @@ pub fn explain(
         endpoint: name,
         verdict: "accepted".into(),
         status: 200,
-        event_id: Some(event_id),
+        event_id: Some(identity.id),
         event: Some(event.summary()),
         routes: route_matches,
         targets: target_requests,

@@ -13,18 +13,14 @@ use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
 use crate::config::EndpointConfig;
-use crate::event::Event;
+use crate::event::{Event, Identity};
 use crate::metrics::Metrics;
 use crate::outbox::{Ingested, NewEvent, Store};
 use crate::route::RouteTable;
 use crate::verify::{self, EndpointAuth, Scheme};
-
-/// Longest sender-supplied delivery id used as an event id; longer ones are hashed instead.
-const MAX_DELIVERY_ID_LEN: usize = 128;
 
 /// One configured endpoint, built once.
 struct Endpoint {
@@ -89,15 +85,6 @@ fn unix_now() -> Duration {
         .unwrap_or_default()
 }
 
-/// The event id: the sender's delivery id (MLflow), else SHA-256 of the raw body (Databricks
-/// sends no id; an identical body is the same event re-sent).
-pub fn event_id(delivery_id: Option<&str>, body: &[u8]) -> String {
-    match delivery_id {
-        Some(id) if !id.is_empty() && id.len() <= MAX_DELIVERY_ID_LEN => id.to_string(),
-        _ => hex::encode(Sha256::digest(body)),
-    }
-}
-
 /// Why a request with a readable body was refused.
 #[derive(Debug)]
 pub enum Refusal {
@@ -115,11 +102,11 @@ pub fn admit(
     headers: &http::HeaderMap,
     body: Bytes,
     now_unix: i64,
-) -> Result<(Event, String), Refusal> {
+) -> Result<(Event, Identity), Refusal> {
     let verified = verify::verify(auth, headers, &body, now_unix).map_err(Refusal::Unverified)?;
     let event = Event::parse(scheme, &verified, body).map_err(Refusal::NotJson)?;
-    let id = event_id(verified.delivery_id(), &event.raw);
-    Ok((event, id))
+    let identity = event.identity(verified.delivery_id());
+    Ok((event, identity))
 }
 
 impl Ingress {
@@ -252,7 +239,7 @@ impl Ingress {
             Ok(Ok(c)) => c.to_bytes(),
         };
         let now = unix_now();
-        let (event, event_id) = match admit(
+        let (event, identity) = match admit(
             ep.scheme,
             &ep.auth,
             &parts.headers,
@@ -282,7 +269,8 @@ impl Ingress {
         let targets = self.routes.targets_for(&ep.name, &event);
         let new = NewEvent {
             endpoint: ep.name.clone(),
-            event_id,
+            event_id: identity.id,
+            key_time_ms: identity.time_ms,
             scheme: ep.scheme,
             name: event.name.clone(),
             model: event.model.clone(),

@@ -70,6 +70,9 @@ impl From<rusqlite::Error> for StoreError {
 pub struct NewEvent {
     pub endpoint: String,
     pub event_id: String,
+    /// Must be a function of `event_id` (see [`crate::event::Identity::time_ms`]): the SQLite
+    /// store's unique key is (`key_time_ms`, `event_id`).
+    pub key_time_ms: i64,
     pub scheme: Scheme,
     pub name: String,
     pub model: Option<String>,

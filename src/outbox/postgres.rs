@@ -899,6 +899,7 @@ mod tests {
         let ev = |id: &str| NewEvent {
             endpoint: "e".into(),
             event_id: id.into(),
+            key_time_ms: 0,
             scheme: Scheme::Mlflow,
             name: "n".into(),
             model: None,

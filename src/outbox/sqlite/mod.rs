@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use sha2::{Digest, Sha256};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
@@ -32,17 +33,33 @@ use super::{
 };
 use crate::metrics::Metrics;
 
+/// The events table, under a given name (the migration builds it beside the old one).
+///
+/// De-duplication is by (`key_time`, `event_id`), not by the id alone: `key_time` is a function
+/// of the id (see [`crate::event::Identity`]), so the two are unique together exactly when the id
+/// is; but ids are hashes or random UUIDs, and an index led by them takes each insert at a random
+/// place (a page written per event, to the WAL and again by the checkpoint), while a Databricks
+/// key leads with the sender's clock and lands at the end. The price: looking an event up by id
+/// alone (the admin API) reads the table.
+fn events_table(name: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {name} (
+            id INTEGER PRIMARY KEY,
+            key_time INTEGER NOT NULL,
+            event_id TEXT NOT NULL,
+            endpoint TEXT NOT NULL,
+            scheme TEXT NOT NULL,
+            name TEXT NOT NULL,
+            model TEXT,
+            body BLOB NOT NULL,
+            received_at INTEGER NOT NULL,
+            UNIQUE (key_time, event_id)
+        )"
+    )
+}
+
+/// Everything after the events table (which [`events_table`] makes first).
 const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS events (
-        id INTEGER PRIMARY KEY,
-        event_id TEXT NOT NULL UNIQUE,
-        endpoint TEXT NOT NULL,
-        scheme TEXT NOT NULL,
-        name TEXT NOT NULL,
-        model TEXT,
-        body BLOB NOT NULL,
-        received_at INTEGER NOT NULL
-    )",
     "CREATE INDEX IF NOT EXISTS events_received_at ON events (received_at)",
     "CREATE TABLE IF NOT EXISTS deliveries (
         id INTEGER PRIMARY KEY,
@@ -164,6 +181,91 @@ async fn checkpoint_loop(pool: SqlitePool, commits: Arc<AtomicU64>, restart_wal:
     }
 }
 
+/// Rebuilds an events table made before `key_time` (whose `event_id` was unique on its own),
+/// keeping every row id so deliveries still point at their events. SQLite cannot change a
+/// table's constraints in place; this is its documented procedure (foreign keys off, new table,
+/// copy, drop, rename, check), in one transaction. Each row's `key_time` is computed by the
+/// same code the ingress uses, from the stored body.
+async fn migrate_events(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    let columns: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info('events')")
+        .fetch_all(&mut *conn)
+        .await?;
+    if columns.is_empty() || columns.iter().any(|c| c == "key_time") {
+        return Ok(());
+    }
+    tracing::info!("adding key_time to the events table (a one-time rebuild)");
+    // Outside the transaction: SQLite ignores this pragma inside one.
+    sqlx::query("PRAGMA foreign_keys = OFF")
+        .execute(&mut *conn)
+        .await?;
+    let result = rebuild_events(conn).await;
+    sqlx::query("PRAGMA foreign_keys = ON")
+        .execute(&mut *conn)
+        .await?;
+    result
+}
+
+async fn rebuild_events(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    let mut tx = conn.begin().await?;
+    sqlx::query(sqlx::AssertSqlSafe(events_table("events_new")))
+        .execute(&mut *tx)
+        .await?;
+    // Old ids are unique, so (0, id) is too; the real times are filled in below.
+    sqlx::query(
+        "INSERT INTO events_new (id, key_time, event_id, endpoint, scheme, name, model, body, received_at)
+         SELECT id, 0, event_id, endpoint, scheme, name, model, body, received_at FROM events",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let mut after = i64::MIN;
+    loop {
+        let rows: Vec<(i64, String, String, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, event_id, scheme, body FROM events_new WHERE id > ?1 ORDER BY id LIMIT 1000",
+        )
+        .bind(after)
+        .fetch_all(&mut *tx)
+        .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.0;
+        for (id, event_id, scheme, body) in rows {
+            let time = key_time(&event_id, parse_scheme(&scheme)?, Bytes::from(body));
+            if time != 0 {
+                sqlx::query("UPDATE events_new SET key_time = ?1 WHERE id = ?2")
+                    .bind(time)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+    }
+    sqlx::query("DROP TABLE events").execute(&mut *tx).await?;
+    sqlx::query("ALTER TABLE events_new RENAME TO events")
+        .execute(&mut *tx)
+        .await?;
+    let broken: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+        .fetch_all(&mut *tx)
+        .await?;
+    if !broken.is_empty() {
+        return Err(StoreError::Corrupt(format!(
+            "{} rows point at no event after rebuilding the events table",
+            broken.len()
+        )));
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A stored event's `key_time`, as the ingress computed it when the event arrived: the stored
+/// id is the delivery id unless it is the body's hash.
+fn key_time(event_id: &str, scheme: crate::verify::Scheme, body: Bytes) -> i64 {
+    let delivery_id = Some(event_id).filter(|id| *id != hex::encode(Sha256::digest(&body)));
+    let proof = crate::verify::Verified::from_store(delivery_id.map(str::to_owned));
+    match crate::event::Event::parse(scheme, &proof, body) {
+        Ok(event) => event.identity(delivery_id).time_ms,
+        Err(_) => 0,
+    }
+}
+
 impl SqliteStore {
     pub async fn open(url: &str, metrics: Arc<Metrics>) -> Result<SqliteStore, StoreError> {
         // These options serve the connection that makes the file and the schema, and the read
@@ -184,6 +286,10 @@ impl SqliteStore {
         // This connection makes the file and the schema (with the page size above), then
         // gives way to the writer's own.
         let mut conn = SqliteConnection::connect_with(&options).await?;
+        migrate_events(&mut conn).await?;
+        sqlx::query(sqlx::AssertSqlSafe(events_table("events")))
+            .execute(&mut conn)
+            .await?;
         for stmt in SCHEMA {
             sqlx::query(*stmt).execute(&mut conn).await?;
         }
@@ -449,6 +555,7 @@ mod tests {
         NewEvent {
             endpoint: "databricks".into(),
             event_id: format!("{i:064x}"),
+            key_time_ms: 0,
             scheme: crate::verify::Scheme::Databricks,
             name: "MODEL_VERSION_CREATED".into(),
             model: Some("m".into()),
@@ -456,6 +563,135 @@ mod tests {
             received_at_ms: 1_000,
             targets: Vec::new(),
         }
+    }
+
+    /// The events table as hookgate 0.1.0 made it: the event id unique on its own.
+    const EVENTS_V0: &str = "CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL UNIQUE,
+        endpoint TEXT NOT NULL,
+        scheme TEXT NOT NULL,
+        name TEXT NOT NULL,
+        model TEXT,
+        body BLOB NOT NULL,
+        received_at INTEGER NOT NULL
+    )";
+
+    #[tokio::test]
+    async fn an_events_table_without_key_time_is_rebuilt_keeping_rows_and_deliveries() {
+        use crate::verify::Scheme;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("old.db");
+        let timed =
+            r#"{"event":"MODEL_VERSION_CREATED","model_name":"m","event_timestamp":1589859029343}"#;
+        let untimed = r#"{"event":"MODEL_VERSION_CREATED","model_name":"u"}"#;
+        let mlflow = r#"{"entity":"model_version","action":"created","timestamp":"2026-11-25T14:32:45+00:00","data":{}}"#;
+        let hash = |b: &str| hex::encode(Sha256::digest(b.as_bytes()));
+        {
+            let old = rusqlite::Connection::open(&db).unwrap();
+            old.execute_batch("PRAGMA page_size = 1024; PRAGMA journal_mode = WAL;")
+                .unwrap();
+            old.execute_batch(EVENTS_V0).unwrap();
+            for stmt in SCHEMA {
+                old.execute_batch(stmt).unwrap();
+            }
+            let rows = [
+                (7, hash(timed), "databricks", timed),
+                (8, "d-1".to_string(), "mlflow", mlflow),
+                (9, hash(untimed), "databricks", untimed),
+            ];
+            for (id, event_id, scheme, body) in rows {
+                old.execute(
+                    "INSERT INTO events VALUES (?1, ?2, 'e', ?3, 'n', 'm', ?4, 1000)",
+                    rusqlite::params![id, event_id, scheme, body.as_bytes()],
+                )
+                .unwrap();
+            }
+            old.execute(
+                "INSERT INTO deliveries (event_row, target, status, next_attempt_at,
+                                         cycle_started_at, created_at, updated_at)
+                 VALUES (7, 'sink', 'dead', 1, 1, 1, 1)",
+                [],
+            )
+            .unwrap();
+        }
+
+        let url = format!("sqlite://{}", db.display());
+        let store = SqliteStore::open(&url, Arc::new(Metrics::new()))
+            .await
+            .unwrap();
+        let keys: Vec<(i64, i64, String)> =
+            sqlx::query_as("SELECT id, key_time, event_id FROM events ORDER BY id")
+                .fetch_all(&store.inner.read)
+                .await
+                .unwrap();
+        assert_eq!(
+            keys,
+            vec![
+                (7, 1_589_859_029_343, hash(timed)),
+                (8, 0, "d-1".to_string()),
+                (9, 0, hash(untimed)),
+            ]
+        );
+        // The delivery still belongs to its event.
+        let (stored, deliveries, _) = store.get_event(&hash(timed)).await.unwrap().unwrap();
+        assert_eq!(stored.body.as_ref(), timed.as_bytes());
+        assert_eq!(deliveries.len(), 1);
+        assert_eq!(deliveries[0].target, "sink");
+
+        // Re-sent copies of the old events are duplicates; a new one is stored.
+        let resend = |id: String, key_time_ms: i64, scheme: Scheme, body: &str| NewEvent {
+            event_id: id,
+            key_time_ms,
+            scheme,
+            body: Bytes::copy_from_slice(body.as_bytes()),
+            ..event(0)
+        };
+        let identity = |body: &str| {
+            crate::event::Event::parse(
+                Scheme::Databricks,
+                &crate::verify::Verified::from_store(None),
+                Bytes::copy_from_slice(body.as_bytes()),
+            )
+            .unwrap()
+            .identity(None)
+        };
+        let again = identity(timed);
+        assert_eq!(
+            store
+                .ingest(resend(again.id, again.time_ms, Scheme::Databricks, timed))
+                .await
+                .unwrap(),
+            Ingested::Duplicate
+        );
+        assert_eq!(
+            store
+                .ingest(resend("d-1".into(), 0, Scheme::Mlflow, mlflow))
+                .await
+                .unwrap(),
+            Ingested::Duplicate
+        );
+        let fresh = r#"{"event":"MODEL_VERSION_CREATED","event_timestamp":1589859029999}"#;
+        let new = identity(fresh);
+        assert_eq!(
+            store
+                .ingest(resend(new.id, new.time_ms, Scheme::Databricks, fresh))
+                .await
+                .unwrap(),
+            Ingested::Accepted
+        );
+        store.close().await;
+
+        // A second open finds the new shape and changes nothing.
+        let store = SqliteStore::open(&url, Arc::new(Metrics::new()))
+            .await
+            .unwrap();
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(&store.inner.read)
+            .await
+            .unwrap();
+        assert_eq!(count, 4);
+        store.close().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -315,10 +315,11 @@ fn set_count(done: &mut [Done], idx: usize, n: u64) {
 fn insert_event(tx: &Connection, ev: &NewEvent) -> Result<Ingested, StoreError> {
     let inserted = tx
         .prepare_cached(
-            "INSERT INTO events (event_id, endpoint, scheme, name, model, body, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (event_id) DO NOTHING",
+            "INSERT INTO events (key_time, event_id, endpoint, scheme, name, model, body, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (key_time, event_id) DO NOTHING",
         )?
         .execute(params![
+            ev.key_time_ms,
             ev.event_id,
             ev.endpoint,
             ev.scheme.as_str(),
