@@ -276,9 +276,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .statement_cache_capacity(512)
-            // 1 KiB pages: the event-id index takes inserts at random places, so each commit
-            // writes a page per event to the WAL; small pages keep those writes small. Takes
-            // effect when the file is made.
+            // 1 KiB pages: each commit rewrites the partly filled last page of the table and of
+            // each index, and MLflow's random delivery ids still land at random places; small
+            // pages keep those writes small (4 KiB pages measured no faster, with a higher p99).
+            // Takes effect when the file is made.
             .page_size(1024);
         for (name, value) in PRAGMAS {
             options = options.pragma(*name, *value);
