@@ -476,7 +476,7 @@ async fn health_readiness_and_metrics() {
 #[tokio::test]
 async fn http2_cleartext_is_served() {
     let g = Gateway::start("").await;
-    let c = reqwest::Client::builder()
+    let c = hookgate::targets::client_builder()
         .http2_prior_knowledge()
         .build()
         .unwrap();
@@ -603,7 +603,7 @@ async fn connections_beyond_the_limit_wait_for_a_free_slot() {
     let _hold2 = tokio::net::TcpStream::connect(g.addr).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let fresh = || {
-        reqwest::Client::builder()
+        hookgate::targets::client_builder()
             .timeout(Duration::from_millis(700))
             .build()
             .unwrap()

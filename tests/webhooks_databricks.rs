@@ -284,7 +284,9 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<hyper::body::Incoming>) 
         1_700_000_000_000,
     )
     .unwrap();
-    let mut req = reqwest::Client::new()
+    let mut req = hookgate::targets::client_builder()
+        .build()
+        .unwrap()
         .post(h.public["http_url_spec"]["url"].as_str().unwrap())
         .header("Content-Type", "application/json")
         .body(sample.clone());

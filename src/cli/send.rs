@@ -78,7 +78,7 @@ pub async fn send(args: SendArgs) -> anyhow::Result<bool> {
         println!("{body}");
         return Ok(true);
     }
-    let client = reqwest::Client::builder()
+    let client = crate::targets::client_builder()
         .timeout(std::time::Duration::from_secs(30))
         .redirect(reqwest::redirect::Policy::none())
         .build()?;

@@ -452,7 +452,7 @@ impl Targets {
 /// If the TLS backend cannot be initialised, which only happens on a broken build; this is called
 /// once, at start (see `Dispatcher::new`).
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
+    client_builder()
         .user_agent(USER_AGENT)
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
@@ -460,6 +460,15 @@ pub fn http_client() -> reqwest::Client {
         .connect_timeout(Duration::from_secs(10))
         .build()
         .expect("the HTTP client (rustls) initialises")
+}
+
+/// A `reqwest` client builder whose TLS is rustls with the ring provider. Every HTTP client the
+/// binary makes starts here: reqwest is built without a provider of its own, and building a
+/// client before one is installed would panic.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    // Fails only when a provider is already installed, which is as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
 }
 
 /// Send one request and classify the answer. The whole call, body excerpt included, is bounded

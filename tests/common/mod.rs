@@ -128,7 +128,7 @@ pub struct Gateway {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    hookgate::targets::client_builder()
         .timeout(Duration::from_secs(20))
         // Shorter than the test servers' 2 s header timeout: a pooled connection is never
         // reused just as the server closes it.

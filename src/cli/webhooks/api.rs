@@ -110,7 +110,7 @@ impl Api {
         }
         parsed.set_query(None);
         parsed.set_fragment(None);
-        let http = reqwest::Client::builder()
+        let http = crate::targets::client_builder()
             .timeout(Duration::from_secs(60))
             // A redirect could carry the token to another host.
             .redirect(reqwest::redirect::Policy::none())
