@@ -21,7 +21,7 @@ use super::super::{
     AttemptRecord, Claimed, Ingested, NewEvent, ReplaySelector, StoreError, StoredEvent,
     parse_scheme,
 };
-use super::{BUSY_TIMEOUT, PRAGMAS, WAL_SIZE_LIMIT};
+use super::{BUSY_TIMEOUT, PRAGMAS};
 use crate::metrics::Metrics;
 
 pub(super) enum Op {
@@ -73,6 +73,7 @@ impl Done {
 /// connection is ready (or could not be opened).
 pub(super) async fn start(
     database: PathBuf,
+    wal_size_limit: i64,
     rx: mpsc::Receiver<Queued<Op>>,
     metrics: Arc<Metrics>,
     commits: Arc<AtomicU64>,
@@ -81,7 +82,7 @@ pub(super) async fn start(
     let (ready_tx, ready_rx) = oneshot::channel();
     let handle = std::thread::Builder::new()
         .name("hookgate-sqlite-writer".into())
-        .spawn(move || match open(&database) {
+        .spawn(move || match open(&database, wal_size_limit) {
             Ok((conn, sync)) => {
                 let _ = ready_tx.send(Ok(()));
                 run(conn, sync, rx, &metrics, &commits, &restart_wal);
@@ -93,7 +94,7 @@ pub(super) async fn start(
     Ok(handle)
 }
 
-fn open(database: &Path) -> Result<(Connection, WalSync), StoreError> {
+fn open(database: &Path, wal_size_limit: i64) -> Result<(Connection, WalSync), StoreError> {
     let conn = Connection::open_with_flags(
         database,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -107,7 +108,7 @@ fn open(database: &Path) -> Result<(Connection, WalSync), StoreError> {
     // the writer, and no reply leaves before it (so acknowledged data is as durable as FULL).
     conn.execute_batch(&format!(
         "PRAGMA synchronous = NORMAL;
-         PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};"
+         PRAGMA journal_size_limit = {wal_size_limit};"
     ))?;
 
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
@@ -173,12 +174,12 @@ fn run(
         }
         if let Some(ack) = stop {
             rx.close();
-            finish(conn, &sync);
+            finish(conn, sync);
             let _ = ack.send(());
             return;
         }
     }
-    finish(conn, &sync);
+    finish(conn, sync);
 }
 
 /// Copies the WAL frames the background checkpoint (`checkpoint_loop`) has not yet copied, so
@@ -194,12 +195,8 @@ fn start_wal_over(conn: &Connection) {
 
 /// Lets every reply waiting for an fsync out, then closes the connection (the last connection
 /// to close removes the WAL file, which the fsync thread would then miss).
-fn finish(conn: Connection, sync: &WalSync) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    sync.after_sync(Box::new(move |_| {
-        let _ = tx.send(());
-    }));
-    let _ = rx.recv();
+fn finish(conn: Connection, sync: WalSync) {
+    sync.close();
     if let Err((_, e)) = conn.close() {
         tracing::warn!(error = %e, "closing the SQLite writer connection");
     }
