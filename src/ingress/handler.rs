@@ -267,18 +267,20 @@ impl Ingress {
             }
         };
         let targets = self.routes.targets_for(&ep.name, &event);
+        let event_id = identity.id;
+        // The store takes its own copy; the answer and the log lines use these.
         let new = NewEvent {
             endpoint: ep.name.clone(),
-            event_id: identity.id,
+            event_id: event_id.clone(),
             key_time_ms: identity.time_ms,
             scheme: ep.scheme,
             name: event.name.clone(),
             model: event.model.clone(),
             body: event.raw.clone(),
             received_at_ms: now.as_millis() as i64,
-            targets,
+            targets: targets.clone(),
         };
-        match self.store.ingest(new.clone()).await {
+        match self.store.ingest(new).await {
             Ok(outcome) => {
                 let status = match outcome {
                     Ingested::Accepted => {
@@ -286,7 +288,7 @@ impl Ingress {
                             .events
                             .with_label_values(&[&ep.name, &event.name])
                             .inc();
-                        if new.targets.is_empty() {
+                        if targets.is_empty() {
                             self.metrics
                                 .unrouted_events
                                 .with_label_values(&[&ep.name])
@@ -295,14 +297,14 @@ impl Ingress {
                             self.wake.notify_one();
                         }
                         tracing::info!(
-                            endpoint = %ep.name, event_id = %new.event_id, event = %event.name,
-                            model = event.model.as_deref().unwrap_or(""), targets = ?new.targets,
+                            endpoint = %ep.name, event_id = %event_id, event = %event.name,
+                            model = event.model.as_deref().unwrap_or(""), targets = ?targets,
                             "event accepted"
                         );
                         "accepted"
                     }
                     Ingested::Duplicate => {
-                        tracing::info!(endpoint = %ep.name, event_id = %new.event_id, event = %event.name, "duplicate delivery");
+                        tracing::info!(endpoint = %ep.name, event_id = %event_id, event = %event.name, "duplicate delivery");
                         "duplicate"
                     }
                 };
@@ -312,11 +314,11 @@ impl Ingress {
                     &Answer {
                         status,
                         reason: None,
-                        event_id: Some(&new.event_id),
+                        event_id: Some(&event_id),
                         event: Some(&event.name),
                         model: event.model.as_deref(),
                         targets: Some(if outcome == Ingested::Accepted {
-                            &new.targets
+                            &targets
                         } else {
                             no_targets
                         }),

@@ -60,7 +60,9 @@ fn events_table(name: &str) -> String {
 
 /// Everything after the events table (which [`events_table`] makes first).
 const SCHEMA: &[&str] = &[
-    "CREATE INDEX IF NOT EXISTS events_received_at ON events (received_at)",
+    // Stores made before pruning went by row id had an index on `received_at` (see
+    // `writer::prune`): each commit paid a page write for it.
+    "DROP INDEX IF EXISTS events_received_at",
     "CREATE TABLE IF NOT EXISTS deliveries (
         id INTEGER PRIMARY KEY,
         event_row INTEGER NOT NULL REFERENCES events (id) ON DELETE CASCADE,
@@ -721,6 +723,46 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(count, 4);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn the_received_at_index_of_older_stores_is_dropped_and_pruning_goes_by_row_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("idx.db");
+        let url = format!("sqlite://{}", db.display());
+        let store = SqliteStore::open(&url, Arc::new(Metrics::new()))
+            .await
+            .unwrap();
+        let at = |i: u64, received_at_ms: i64| NewEvent {
+            received_at_ms,
+            ..event(i)
+        };
+        // Received at 1 s, 2 s, 3 s, then one stored after the clock went back to 1.5 s.
+        for (i, t) in [(1, 1_000), (2, 2_000), (3, 3_000), (4, 1_500)] {
+            assert_eq!(store.ingest(at(i, t)).await.unwrap(), Ingested::Accepted);
+        }
+        store.close().await;
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch("CREATE INDEX events_received_at ON events (received_at)")
+            .unwrap();
+
+        let store = SqliteStore::open(&url, Arc::new(Metrics::new()))
+            .await
+            .unwrap();
+        let indexes: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'events_received_at'",
+        )
+        .fetch_one(&store.inner.read)
+        .await
+        .unwrap();
+        assert_eq!(indexes, 0);
+        // The rows before the first young one go; the late one waits behind it.
+        assert_eq!(store.prune(2_500).await.unwrap(), 2);
+        assert_eq!(store.count_events().await.unwrap(), 2);
+        assert_eq!(store.prune(3_500).await.unwrap(), 2);
+        assert_eq!(store.count_events().await.unwrap(), 0);
         store.close().await;
     }
 
