@@ -9,7 +9,8 @@ together, the same code keeps a quarter of that.
 How: a release build runs under valgrind's callgrind (which records every function executed)
 through a typical life: start, Databricks and MLflow events accepted, a duplicate, refusals,
 deliveries to a log and an HTTP target, a metrics scrape, a graceful stop. The names it ran, as
-the linker knows them, are written out in the order callgrind lists them.
+the linker knows them, are written out sorted (their order within the group matters little, and
+a sorted list changes only where the code did).
 
     apt-get install valgrind
     cargo build --release && python3 scripts/symbol-order.py
@@ -90,7 +91,7 @@ def wait_port(port, proc, timeout=120):
 
 
 def executed(callgrind_out):
-    """Function names callgrind recorded, first-seen order, without its recursion suffixes."""
+    """Function names callgrind recorded, without its recursion suffixes."""
     seen, names = set(), []
     for line in open(callgrind_out, errors="replace"):
         m = re.match(r"^c?fn=\(\d+\) (.+)$", line.rstrip("\n"))
@@ -179,7 +180,7 @@ to = ["console", "sink"]
         proc.wait(300)
     names = executed(out)
     present = text_symbols(args.binary)
-    order = [n for n in names if n in present]
+    order = sorted(n for n in names if n in present)
     with open(args.out, "w") as f:
         f.write("".join(n + "\n" for n in order))
     print(f"{len(order)} of {len(names)} executed functions written to {os.path.relpath(args.out, ROOT)} "
