@@ -21,6 +21,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
 TICK = os.sysconf("SC_CLK_TCK")
 SECRET = "anyRandomString"
+# The gateway under test (`--binary` points elsewhere, e.g. at an older build to compare).
+BINARY = os.path.join(ROOT, "target", "release", "hookgate")
 
 
 def sh(cmd, **kw):
@@ -134,7 +136,7 @@ secrets = ["{SECRET}"]
 def gateway(dir_, **kw):
     port, admin = free_port(), free_port()
     cfg = gateway_config(dir_, port, admin, **kw)
-    s = Server("hookgate", [os.path.join(ROOT, "target", "release", "hookgate"), "serve", "--config", cfg], port,
+    s = Server("hookgate", [BINARY, "serve", "--config", cfg], port,
                "/hooks/databricks", env={"HOOKGATE_LOG": "warn"})
     s.admin = admin
     return s
@@ -321,10 +323,14 @@ def main():
     ap.add_argument("--relay-fill", type=int, default=3, help="seconds of c32 ingest that make the relay backlog")
     ap.add_argument("--requests", type=int, default=400_000)
     ap.add_argument("--skip-build", action="store_true")
+    ap.add_argument("--binary", help="the hookgate binary to measure (default: the release build; implies --skip-build)")
     ap.add_argument("--phases", default="ingest,relay,latency", help="comma-separated subset of ingest,relay,latency")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is required: apt-get install wrk")
+    if args.binary:
+        global BINARY
+        BINARY, args.skip_build = os.path.abspath(args.binary), True
     if not args.skip_build:
         print("building (release)...", flush=True)
         build()
