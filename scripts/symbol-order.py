@@ -12,7 +12,7 @@ deliveries to a log and an HTTP target, a metrics scrape, a graceful stop. The n
 the linker knows them, are written out sorted (their order within the group matters little, and
 a sorted list changes only where the code did).
 
-    apt-get install valgrind
+    apt-get install valgrind binutils        # callgrind, and nm for the binary's symbol names
     cargo build --release && python3 scripts/symbol-order.py
 
 Run it again after a dependency or compiler upgrade (the names carry hashes); a stale list costs

@@ -120,8 +120,8 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 /// Page size of a store file made from now on (an existing file keeps its own). With the
 /// sender's clock leading the events' unique key, a commit writes the last, partly filled page of
 /// the table and of each index plus the new ones; 4 KiB pages write about the same bytes as 1 KiB
-/// pages in a fifth of the system calls. Measured beside 1 KiB on the benchmark machine: ~10 %
-/// less CPU per event, +5-10 % events/s, a lower p99.
+/// pages in a fifth of the system calls. Measured beside 1 KiB on the benchmark machine, in
+/// interleaved runs: 10-15 % less CPU per event, as many or more events/s, a lower p99.
 const PAGE_SIZE: u32 = 4096;
 
 /// WAL size past which the writer makes the WAL start over. Each start costs the writer a short
