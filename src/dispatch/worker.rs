@@ -6,7 +6,7 @@
 //! the first attempt); otherwise it sleeps until the next one is due, and at most a second, so
 //! replays made by another process are picked up too.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore};
@@ -64,9 +64,10 @@ struct Lane {
 pub struct Dispatcher {
     store: Store,
     lanes: Vec<Arc<Lane>>,
-    /// Made at start when there is a target (so the first delivery does not wait for the TLS
-    /// set-up), never when there is none: a gateway that only stores events need not carry it.
-    client: OnceLock<reqwest::Client>,
+    /// Made at start when a target delivers over HTTP (so the first delivery does not wait for
+    /// the TLS set-up), never otherwise: a gateway that only stores events, or writes them to a
+    /// `log` target, need not carry it (its TLS set-up and the system's CA certificates).
+    client: Option<reqwest::Client>,
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
 }
@@ -98,11 +99,10 @@ impl Dispatcher {
                 }))
             })
             .collect();
-        let client = if lanes.is_empty() {
-            OnceLock::new()
-        } else {
-            OnceLock::from(crate::targets::http_client())
-        };
+        let client = lanes
+            .iter()
+            .any(|l| l.target.needs_http())
+            .then(crate::targets::http_client);
         Dispatcher {
             store,
             lanes,
@@ -211,8 +211,7 @@ impl Dispatcher {
                     attempt,
                     now_unix: started_ms / 1000,
                 };
-                let client = self.client.get_or_init(crate::targets::http_client);
-                let d = lane.target.deliver(client, &ctx).await;
+                let d = lane.target.deliver(self.client.as_ref(), &ctx).await;
                 (d.outcome, d.status_code)
             }
             Err(e) => (
@@ -298,7 +297,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::config::{LogConfig, TargetKind};
+    use crate::config::{HttpConfig, LogConfig, TargetKind};
     use crate::targets::testutil::target_config;
 
     async fn dispatcher(
@@ -313,18 +312,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_http_client_is_made_only_when_there_is_a_target() {
-        let dir = tempfile::tempdir().unwrap();
-        let none = dispatcher(dir.path(), &BTreeMap::new()).await;
-        assert!(none.client.get().is_none());
-        let one = BTreeMap::from([(
-            "audit".to_string(),
-            target_config(TargetKind::Log(LogConfig { path: None })),
-        )]);
-        let other = tempfile::tempdir().unwrap();
-        let some = dispatcher(other.path(), &one).await;
-        assert!(some.client.get().is_some());
-        none.store.close().await;
-        some.store.close().await;
+    async fn the_http_client_is_made_only_when_a_target_delivers_over_http() {
+        let log = || target_config(TargetKind::Log(LogConfig { path: None }));
+        let http = || {
+            target_config(TargetKind::Http(HttpConfig {
+                url: "http://127.0.0.1:9/hook".into(),
+                method: "POST".into(),
+                headers: BTreeMap::new(),
+                body: None,
+                signing_secret: None,
+            }))
+        };
+        for (configs, made) in [
+            (BTreeMap::new(), false),
+            (BTreeMap::from([("audit".to_string(), log())]), false),
+            (
+                BTreeMap::from([("audit".to_string(), log()), ("ci".to_string(), http())]),
+                true,
+            ),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let d = dispatcher(dir.path(), &configs).await;
+            assert_eq!(d.client.is_some(), made, "targets {:?}", configs.keys());
+            d.store.close().await;
+        }
     }
 }

@@ -162,9 +162,10 @@ mod tests {
                 path: Some(path.clone()),
             }),
         );
-        let client = crate::targets::http_client();
+        // A log target needs no HTTP client.
+        assert!(!t.needs_http());
         for e in [databricks_event(), mlflow_event()] {
-            let d = t.deliver(&client, &context(&e)).await;
+            let d = t.deliver(None, &context(&e)).await;
             assert_eq!(d.outcome, Outcome::Delivered { status: 0 });
             assert_eq!(d.status_code, None);
         }
@@ -182,12 +183,7 @@ mod tests {
             .join(format!("hookgate-missing-{}", uuid::Uuid::new_v4()))
             .join("events.jsonl");
         let t = build("audit", TargetKind::Log(LogConfig { path: Some(path) }));
-        let d = t
-            .deliver(
-                &crate::targets::http_client(),
-                &context(&databricks_event()),
-            )
-            .await;
+        let d = t.deliver(None, &context(&databricks_event())).await;
         assert!(
             matches!(&d.outcome, Outcome::Retry { reason, .. } if reason.starts_with("log write error")),
             "{d:?}"

@@ -308,6 +308,11 @@ impl Target {
         &self.name
     }
 
+    /// Whether delivering takes an HTTP client (every kind but `log`).
+    pub fn needs_http(&self) -> bool {
+        !matches!(self.kind, Kind::Log(_))
+    }
+
     /// The configured kind, as written in `routes.toml`.
     pub fn kind(&self) -> &'static str {
         match self.kind {
@@ -377,7 +382,12 @@ impl Target {
     }
 
     /// Prepare and perform one attempt, within the target's timeout, and classify the result.
-    pub async fn deliver(&self, client: &reqwest::Client, ctx: &DeliveryContext<'_>) -> Delivery {
+    /// `client` may be `None` only for a target that does not [need HTTP](Self::needs_http).
+    pub async fn deliver(
+        &self,
+        client: Option<&reqwest::Client>,
+        ctx: &DeliveryContext<'_>,
+    ) -> Delivery {
         let action = match self.prepare(ctx) {
             Ok(a) => a,
             // Rendering is deterministic: a retry would fail the same way.
@@ -391,7 +401,15 @@ impl Target {
             }
         };
         match (action, &self.kind) {
-            (Action::Http(req), _) => send(client, &req, self.retry.timeout).await,
+            (Action::Http(req), _) => match client {
+                Some(client) => send(client, &req, self.retry.timeout).await,
+                None => Delivery {
+                    outcome: Outcome::GiveUp {
+                        reason: "internal error: no HTTP client for an HTTP target".into(),
+                    },
+                    status_code: None,
+                },
+            },
             (Action::Log { line }, Kind::Log(sink)) => sink.write(&line).await,
             (Action::Log { .. }, _) => Delivery {
                 outcome: Outcome::GiveUp {

@@ -153,7 +153,9 @@ async fn template_error_at_delivery_gives_up() {
             Some("{% if event.source == 'mlflow' %}{{ event.model | no_such_filter }}{% endif %}"),
         ),
     );
-    let d = t.deliver(&http_client(), &context(&mlflow_event())).await;
+    let d = t
+        .deliver(Some(&http_client()), &context(&mlflow_event()))
+        .await;
     assert_eq!(d.status_code, None);
     match d.outcome {
         Outcome::GiveUp { reason } => assert!(reason.starts_with("template error: "), "{reason}"),
@@ -393,7 +395,7 @@ async fn deliver_200_is_delivered_with_the_exact_request() {
     .await;
     let t = build("t", http_kind(&format!("{base}/hook"), None));
     let e = mlflow_event();
-    let d = t.deliver(&http_client(), &context(&e)).await;
+    let d = t.deliver(Some(&http_client()), &context(&e)).await;
     assert_eq!(
         d,
         Delivery {
@@ -423,7 +425,7 @@ async fn deliver_503_with_retry_after_is_retried() {
     .await;
     let t = build("t", http_kind(&format!("{base}/hook"), None));
     let d = t
-        .deliver(&http_client(), &context(&databricks_event()))
+        .deliver(Some(&http_client()), &context(&databricks_event()))
         .await;
     assert_eq!(
         d,
@@ -448,7 +450,7 @@ async fn deliver_404_channel_not_found_gives_up() {
         slack(&format!("{base}/services/T/B/SLACKzzSECRET"), None),
     );
     let d = t
-        .deliver(&http_client(), &context(&databricks_event()))
+        .deliver(Some(&http_client()), &context(&databricks_event()))
         .await;
     assert_eq!(
         d.outcome,
@@ -469,7 +471,7 @@ async fn deliver_redirect_is_not_followed() {
     .await;
     let t = build("t", http_kind(&format!("{base}/hook"), None));
     let d = t
-        .deliver(&http_client(), &context(&databricks_event()))
+        .deliver(Some(&http_client()), &context(&databricks_event()))
         .await;
     assert_eq!(
         d.outcome,
@@ -491,7 +493,7 @@ async fn deliver_connection_refused_is_a_connect_error_without_the_url() {
         slack(&format!("http://{addr}/services/T/B/SLACKzzSECRET"), None),
     );
     let d = t
-        .deliver(&http_client(), &context(&databricks_event()))
+        .deliver(Some(&http_client()), &context(&databricks_event()))
         .await;
     assert_eq!(d.status_code, None);
     match &d.outcome {
@@ -516,7 +518,7 @@ async fn deliver_timeout_is_retried() {
     );
     let started = std::time::Instant::now();
     let d = t
-        .deliver(&http_client(), &context(&databricks_event()))
+        .deliver(Some(&http_client()), &context(&databricks_event()))
         .await;
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(
