@@ -13,7 +13,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 /// `Targets` rather than `EnvFilter`: it reads the same `target=level` lists (not span or field
 /// filters) without compiling regular expressions at start, which keeps that code out of the
 /// resident set.
-pub fn filter(spec: Option<&str>) -> (Targets, Option<String>) {
+fn filter(spec: Option<&str>) -> (Targets, Option<String>) {
     let default = || Targets::new().with_default(LevelFilter::INFO);
     match spec.map(str::trim).filter(|s| !s.is_empty()) {
         None => (default(), None),

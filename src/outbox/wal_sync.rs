@@ -127,4 +127,27 @@ mod tests {
         let err = rx.recv().unwrap().unwrap_err();
         assert!(err.contains("x.db-wal"), "{err}");
     }
+
+    #[test]
+    fn a_commit_is_synced_while_another_thread_is_still_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("x.db");
+        std::fs::write(dir.path().join("x.db-wal"), b"frames").unwrap();
+        let sync = WalSync::start(db).unwrap();
+        // The first settle holds its thread until released.
+        let (started_tx, started) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        sync.after_sync(Box::new(move |_| {
+            started_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+        }));
+        started.recv().unwrap();
+        // With that thread busy, the next commit still gets its fsync.
+        let (done_tx, done) = mpsc::channel();
+        sync.after_sync(Box::new(move |r| done_tx.send(r).unwrap()));
+        let second = done.recv_timeout(std::time::Duration::from_secs(10));
+        release.send(()).unwrap();
+        assert_eq!(second, Ok(Ok(())));
+        sync.close();
+    }
 }
