@@ -40,7 +40,7 @@ use crate::metrics::Metrics;
 /// is; but ids are hashes or random UUIDs, and an index led by them takes each insert at a random
 /// place (a page written per event, to the WAL and again by the checkpoint), while a Databricks
 /// key leads with the sender's clock and lands at the end. The price: looking an event up by id
-/// alone (the admin API) reads the table.
+/// alone (the admin API) scans the unique index.
 fn events_table(name: &str) -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {name} (
@@ -90,6 +90,13 @@ const SCHEMA: &[&str] = &[
     )",
     "CREATE INDEX IF NOT EXISTS attempts_delivery ON attempts (delivery_id)",
 ];
+
+/// An event by its id. No index leads with the id alone (see [`events_table`]), so the id is
+/// found by scanning the unique index, which holds (key_time, event_id, row id) and is a small
+/// part of the table (the table holds the bodies); then the row is read by its id. Measured on
+/// 300,000 events: 33 ms, against 80-93 ms for a scan of the table.
+const EVENT_BY_ID: &str = "SELECT id, event_id, endpoint, scheme, name, model, body, received_at
+     FROM events WHERE id = (SELECT id FROM events WHERE event_id = ?1)";
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -440,12 +447,10 @@ impl SqliteStore {
         &self,
         event_id: &str,
     ) -> Result<Option<(StoredEvent, Vec<DeliveryRow>, Vec<AttemptRow>)>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, event_id, endpoint, scheme, name, model, body, received_at FROM events WHERE event_id = ?1",
-        )
-        .bind(event_id)
-        .fetch_optional(&self.inner.read)
-        .await?;
+        let row = sqlx::query(EVENT_BY_ID)
+            .bind(event_id)
+            .fetch_optional(&self.inner.read)
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let (row_id, event) = stored_event(&row)?;
         let deliveries = sqlx::query(AssertSql::delivery_by_event())
@@ -608,6 +613,44 @@ mod tests {
         body BLOB NOT NULL,
         received_at INTEGER NOT NULL
     )";
+
+    #[tokio::test]
+    async fn an_event_is_found_by_id_through_the_index_not_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let store = SqliteStore::open(&url, Arc::new(Metrics::new()))
+            .await
+            .unwrap();
+        for i in 0..10 {
+            store.ingest(event(i)).await.unwrap();
+        }
+        // EXPLAIN QUERY PLAN rows are (id, parent, notused, detail).
+        let explain = format!("EXPLAIN QUERY PLAN {EVENT_BY_ID}");
+        let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(explain))
+            .bind("x")
+            .fetch_all(&store.inner.read)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get::<String, _>(3).unwrap())
+            .collect();
+        assert!(
+            plan.iter().any(|d| d.contains("COVERING INDEX")),
+            "{plan:?}"
+        );
+        assert!(!plan.iter().any(|d| d == "SCAN events"), "{plan:?}");
+
+        let (found, _, _) = store.get_event(&event(7).event_id).await.unwrap().unwrap();
+        assert_eq!(found.event_id, event(7).event_id);
+        assert!(
+            store
+                .get_event(&format!("{:064x}", 99))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        store.close().await;
+    }
 
     #[tokio::test]
     async fn an_events_table_without_key_time_is_rebuilt_keeping_rows_and_deliveries() {
