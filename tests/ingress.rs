@@ -441,6 +441,87 @@ async fn slow_clients_are_cut_off() {
     g.stop().await;
 }
 
+/// Plays an idle h2 client on `s`: it sends the preface and an empty SETTINGS frame, then opens
+/// no stream, but answers the server's SETTINGS and PINGs as a real client library would. Returns
+/// the types of the frames the server sent, once the server has closed the connection.
+async fn idle_h2_client(s: &mut tokio::net::TcpStream) -> Vec<u8> {
+    const SETTINGS: u8 = 4;
+    const PING: u8 = 6;
+    const ACK: u8 = 1;
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let mut types = Vec::new();
+    loop {
+        let mut head = [0u8; 9];
+        if s.read_exact(&mut head).await.is_err() {
+            return types; // closed by the server
+        }
+        let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+        let mut payload = vec![0u8; len];
+        s.read_exact(&mut payload).await.unwrap();
+        let (kind, flags) = (head[3], head[4]);
+        types.push(kind);
+        let reply = match kind {
+            SETTINGS if flags & ACK == 0 => Some((SETTINGS, Vec::new())),
+            PING if flags & ACK == 0 => Some((PING, payload)),
+            _ => None,
+        };
+        if let Some((kind, payload)) = reply {
+            let mut frame = vec![0, 0, payload.len() as u8, kind, ACK, 0, 0, 0, 0];
+            frame.extend(payload);
+            // The server may already be gone; what it sent is what the test reads.
+            let _ = s.write_all(&frame).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_in_both_protocols() {
+    let g = Gateway::start("").await;
+    // h2 (prior knowledge), no stream ever opened: the server says GOAWAY and closes once
+    // header_read_timeout (2 s here) has passed.
+    let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+    let started = std::time::Instant::now();
+    let frames = tokio::time::timeout(Duration::from_secs(10), idle_h2_client(&mut s))
+        .await
+        .expect("an idle h2 connection is closed");
+    const GOAWAY: u8 = 7;
+    assert!(frames.contains(&GOAWAY), "{frames:?}");
+    // Not before the timeout (a generous bound against a slow machine, not a speed check).
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // HTTP/1.1: one request, then silence on the kept-alive connection.
+    let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got)).await;
+    assert!(r.is_ok(), "an idle kept-alive connection is closed");
+    assert!(
+        got.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+
+    // Meanwhile h2 still serves requests (the timer only runs while nothing is in flight).
+    let c = hookgate::targets::client_builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let r = c.get(g.url("/healthz")).send().await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.version()),
+        (200, reqwest::Version::HTTP_2)
+    );
+    g.stop().await;
+}
+
 #[tokio::test]
 async fn health_readiness_and_metrics() {
     let g = Gateway::start("").await;

@@ -2,21 +2,27 @@
 //!
 //! Accepts connections (bounded by `max_connections`), speaks HTTP/1.1 and h2c, reads each body
 //! once, capped at `max_body` (413 before reading more), under a deadline (408), and hands the
-//! bytes to [`handler`]. Shutdown stops accepting, lets in-flight requests finish for
-//! `shutdown_grace`, then closes what is left.
+//! bytes to [`handler`]. A connection that sends nothing, or carries no request, for
+//! `header_read_timeout` is closed, in either protocol, so idle sockets cannot hold every slot.
+//! Shutdown stops accepting, lets in-flight requests finish for `shutdown_grace`, then closes
+//! what is left.
 
 pub mod handler;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use handler::Ingress;
 
@@ -69,7 +75,8 @@ pub async fn serve(
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
-    let graceful = GracefulShutdown::new();
+    let stop = CancellationToken::new();
+    let tracker = TaskTracker::new();
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -92,46 +99,192 @@ pub async fn serve(
             _ = shutdown.as_mut() => break,
         };
         let _ = stream.set_nodelay(true);
-        let h = handler.clone();
-        let svc = service_fn(move |req| {
-            let fut = h(req);
-            async move { Ok::<_, std::convert::Infallible>(fut.await) }
-        });
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let first_byte_timeout = limits.header_read_timeout;
-        let gauge = connections.clone();
-        if let Some(g) = &gauge {
+        if let Some(g) = &connections {
             g.inc();
         }
-        tokio::spawn(async move {
-            // hyper's header timeout starts with the first byte; a client that connects and
-            // sends nothing would hold its slot for ever. So wait for that first byte here.
-            let mut first = [0u8; 1];
-            if let Ok(Ok(1..)) =
-                tokio::time::timeout(first_byte_timeout, stream.peek(&mut first)).await
-            {
-                let conn = builder
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .into_owned();
-                if let Err(e) = watcher.watch(conn).await {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
-                }
-            } else {
-                tracing::debug!(%peer, "connection closed: nothing sent within the header timeout");
-            }
-            if let Some(g) = gauge {
-                g.dec();
-            }
-            drop(permit);
-        });
+        tracker.spawn(connection(Connection {
+            stream,
+            peer,
+            builder: builder.clone(),
+            handler: handler.clone(),
+            limits: limits.clone(),
+            stop: stop.clone(),
+            gauge: connections.clone(),
+            _permit: permit,
+        }));
     }
     drop(listener);
     tracing::info!(grace = ?limits.shutdown_grace, "ingress stopped accepting; draining connections");
-    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+    stop.cancel();
+    tracker.close();
+    if tokio::time::timeout(limits.shutdown_grace, tracker.wait())
         .await
         .is_err()
     {
         tracing::warn!("shutdown grace elapsed with connections still open; closing them");
+    }
+}
+
+/// One accepted connection and what serving it needs.
+struct Connection {
+    stream: TcpStream,
+    peer: SocketAddr,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    handler: Handler,
+    limits: ServerLimits,
+    stop: CancellationToken,
+    gauge: Option<IntGauge>,
+    /// Held until the connection ends: a slot under `max_connections`.
+    _permit: OwnedSemaphorePermit,
+}
+
+async fn connection(c: Connection) {
+    let idle_timeout = c.limits.header_read_timeout;
+    // hyper's header timeout starts with the first byte; a client that connects and sends
+    // nothing would hold its slot for ever. So wait for that first byte here.
+    let mut first = [0u8; 1];
+    let sent = tokio::select! {
+        r = tokio::time::timeout(idle_timeout, c.stream.peek(&mut first)) => matches!(r, Ok(Ok(1..))),
+        _ = c.stop.cancelled() => false,
+    };
+    if sent {
+        let activity = Arc::new(Activity::new());
+        let (h, seen) = (c.handler.clone(), activity.clone());
+        let svc = service_fn(move |req| {
+            let request = seen.begin();
+            let fut = h(req);
+            async move {
+                let response = fut.await;
+                drop(request);
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        });
+        let conn = c
+            .builder
+            .serve_connection(TokioIo::new(c.stream), svc)
+            .into_owned();
+        let mut conn = std::pin::pin!(conn);
+        // Why the connection is being wound down, once it is.
+        let mut closing: Option<&str> = None;
+        let result = loop {
+            tokio::select! {
+                r = conn.as_mut() => break Ok(r),
+                _ = c.stop.cancelled(), if closing.is_none() => closing = Some("shutdown"),
+                // hyper closes an idle HTTP/1.1 connection itself (the header timeout runs
+                // between requests), but an h2 connection with no stream open stays up for
+                // as long as the client likes. This closes either.
+                _ = activity.idle_for(idle_timeout), if closing.is_none() => closing = Some("idle"),
+                // A connection told to wind down for being idle gets as long to finish as a
+                // shutdown would give it (a request may have begun just then).
+                _ = tokio::time::sleep(c.limits.shutdown_grace), if closing == Some("idle") => break Err(()),
+            }
+            if closing.is_some() {
+                // h2: GOAWAY, open streams finish; HTTP/1.1: closed after the current answer.
+                conn.as_mut().graceful_shutdown();
+            }
+        };
+        match result {
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %c.peer, error = %e, "connection ended with an error")
+            }
+            Ok(Ok(())) => {}
+            Err(()) => {
+                tracing::debug!(peer = %c.peer, "idle connection dropped: it did not finish in time")
+            }
+        }
+        if closing == Some("idle") {
+            tracing::debug!(peer = %c.peer, "connection closed: no request within the idle timeout");
+        }
+    } else {
+        tracing::debug!(peer = %c.peer, "connection closed: nothing sent within the header timeout");
+    }
+    if let Some(g) = c.gauge {
+        g.dec();
+    }
+}
+
+/// What a connection's requests are doing, so that an idle connection can be closed.
+struct Activity {
+    started: Instant,
+    in_flight: AtomicUsize,
+    /// When the last request ended (or the connection began), in ms after `started`.
+    last_end_ms: AtomicU64,
+}
+
+/// Marks one request in flight until dropped (also when the client goes away mid-request and
+/// hyper drops the request's future).
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let a = &self.0;
+        a.last_end_ms
+            .store(a.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        a.in_flight.fetch_sub(1, Ordering::Release);
+    }
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            started: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            last_end_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
+    /// Resolves once no request has been in flight for `timeout`.
+    async fn idle_for(&self, timeout: Duration) {
+        loop {
+            // In flight first: a request's end stores its time before it leaves the count.
+            let in_flight = self.in_flight.load(Ordering::Acquire);
+            let last_end =
+                self.started + Duration::from_millis(self.last_end_ms.load(Ordering::Relaxed));
+            match idle_deadline(in_flight, last_end, timeout) {
+                Some(at) if at <= Instant::now() => return,
+                Some(at) => tokio::time::sleep_until(at).await,
+                // Busy: look again later (a request's end moves the deadline anyway).
+                None => tokio::time::sleep(timeout).await,
+            }
+        }
+    }
+}
+
+/// When a connection becomes idle: `timeout` after its last request ended, or never while a
+/// request is in flight.
+fn idle_deadline(in_flight: usize, last_end: Instant, timeout: Duration) -> Option<Instant> {
+    (in_flight == 0).then(|| last_end + timeout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_is_idle_only_with_nothing_in_flight() {
+        let t = Instant::now();
+        let timeout = Duration::from_secs(10);
+        assert_eq!(idle_deadline(0, t, timeout), Some(t + timeout));
+        assert_eq!(idle_deadline(1, t, timeout), None);
+        assert_eq!(idle_deadline(3, t, timeout), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_for_waits_out_requests_in_flight() {
+        let a = Arc::new(Activity::new());
+        let timeout = Duration::from_secs(10);
+        let busy = a.begin();
+        // With a request in flight, 25 s pass without the connection counting as idle.
+        let r = tokio::time::timeout(Duration::from_secs(25), a.idle_for(timeout)).await;
+        assert!(r.is_err(), "idle while a request was in flight");
+        drop(busy);
+        let ended = Instant::now();
+        a.idle_for(timeout).await;
+        assert!(Instant::now() >= ended + timeout - Duration::from_millis(1));
     }
 }
