@@ -165,18 +165,18 @@ async fn connection(c: Connection) {
             .into_owned();
         let mut conn = std::pin::pin!(conn);
         // Why the connection is being wound down, once it is.
-        let mut closing: Option<&str> = None;
+        let mut closing = None;
         let result = loop {
             tokio::select! {
                 r = conn.as_mut() => break Ok(r),
-                _ = c.stop.cancelled(), if closing.is_none() => closing = Some("shutdown"),
+                _ = c.stop.cancelled(), if closing.is_none() => closing = Some(Closing::Shutdown),
                 // hyper closes an idle HTTP/1.1 connection itself (the header timeout runs
                 // between requests), but an h2 connection with no stream open stays up for
                 // as long as the client likes. This closes either.
-                _ = activity.idle_for(idle_timeout), if closing.is_none() => closing = Some("idle"),
+                _ = activity.idle_for(idle_timeout), if closing.is_none() => closing = Some(Closing::Idle),
                 // A connection told to wind down for being idle gets as long to finish as a
                 // shutdown would give it (a request may have begun just then).
-                _ = tokio::time::sleep(c.limits.shutdown_grace), if closing == Some("idle") => break Err(()),
+                _ = tokio::time::sleep(c.limits.shutdown_grace), if closing == Some(Closing::Idle) => break Err(()),
             }
             if closing.is_some() {
                 // h2: GOAWAY, open streams finish; HTTP/1.1: closed after the current answer.
@@ -192,7 +192,7 @@ async fn connection(c: Connection) {
                 tracing::debug!(peer = %c.peer, "idle connection dropped: it did not finish in time")
             }
         }
-        if closing == Some("idle") {
+        if closing == Some(Closing::Idle) {
             tracing::debug!(peer = %c.peer, "connection closed: no request within the idle timeout");
         }
     } else {
@@ -201,6 +201,13 @@ async fn connection(c: Connection) {
     if let Some(g) = c.gauge {
         g.dec();
     }
+}
+
+/// Why a connection is being wound down.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Closing {
+    Shutdown,
+    Idle,
 }
 
 /// What a connection's requests are doing, so that an idle connection can be closed.
