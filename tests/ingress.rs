@@ -402,33 +402,39 @@ async fn bad_input_gets_a_clear_answer_and_changes_nothing() {
     g.stop().await;
 }
 
+/// Connects, sends `bytes` and reads until the server ends the connection: what it sent and how
+/// the reading ended, or `None` if the connection was still open after `limit`.
+async fn send_raw(
+    addr: std::net::SocketAddr,
+    bytes: &[u8],
+    limit: Duration,
+) -> Option<(Vec<u8>, std::io::Result<usize>)> {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(limit, s.read_to_end(&mut got))
+        .await
+        .ok()?;
+    Some((got, read))
+}
+
 #[tokio::test]
 async fn slow_clients_are_cut_off() {
     let g = Gateway::start("").await;
     // Connected, but not a byte sent: closed after header_read_timeout (2 s here), so silent
     // sockets cannot hold every connection slot.
-    let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
-    let mut buf = Vec::new();
-    let r = tokio::time::timeout(Duration::from_secs(6), s.read_to_end(&mut buf)).await;
-    assert!(r.is_ok(), "a silent connection is closed");
+    let r = send_raw(g.addr, b"", Duration::from_secs(6)).await;
+    assert!(r.is_some(), "a silent connection is closed");
     // Headers never finished: the connection is closed after header_read_timeout (2 s here).
-    let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
-    s.write_all(b"POST /hooks/databricks HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
-    let mut buf = Vec::new();
-    let r = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
-    assert!(r.is_ok(), "the server closed the half-sent request");
+    let half = b"POST /hooks/databricks HTTP/1.1\r\nHost: x\r\n";
+    let r = send_raw(g.addr, half, Duration::from_secs(10)).await;
+    assert!(r.is_some(), "the server closed the half-sent request");
     // Body announced but never sent: 408 after body_read_timeout.
-    let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
-    s.write_all(b"POST /hooks/databricks HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nX-Databricks-Signature: 00\r\n\r\n{\"ev")
+    let short = b"POST /hooks/databricks HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nX-Databricks-Signature: 00\r\n\r\n{\"ev";
+    let (buf, read) = send_raw(g.addr, short, Duration::from_secs(10))
         .await
-        .unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
-        .await
-        .expect("answered within the timeout")
-        .unwrap();
+        .expect("answered within the timeout");
+    read.unwrap();
     let text = String::from_utf8_lossy(&buf);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     // Meanwhile, a well-behaved client is served.
@@ -496,13 +502,10 @@ async fn idle_connections_are_closed_in_both_protocols() {
     );
 
     // HTTP/1.1: one request, then silence on the kept-alive connection.
-    let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    let get = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    let (got, _) = send_raw(g.addr, get, Duration::from_secs(10))
         .await
-        .unwrap();
-    let mut got = Vec::new();
-    let r = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got)).await;
-    assert!(r.is_ok(), "an idle kept-alive connection is closed");
+        .expect("an idle kept-alive connection is closed");
     assert!(
         got.starts_with(b"HTTP/1.1 200"),
         "{}",
