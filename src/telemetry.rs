@@ -24,11 +24,17 @@ fn filter(spec: Option<&str>) -> (Targets, Option<String>) {
     }
 }
 
+/// The variable the filter comes from, and its value: `HOOKGATE_LOG` wins over `RUST_LOG`, so
+/// that a filter meant for other Rust programs in the same environment can be overridden.
+fn filter_source(get: impl Fn(&'static str) -> Option<String>) -> Option<(&'static str, String)> {
+    ["HOOKGATE_LOG", "RUST_LOG"]
+        .into_iter()
+        .find_map(|name| get(name).map(|value| (name, value)))
+}
+
 pub fn init() {
-    let spec = std::env::var("HOOKGATE_LOG")
-        .ok()
-        .or_else(|| std::env::var("RUST_LOG").ok());
-    let (filter, problem) = filter(spec.as_deref());
+    let source = filter_source(|name| std::env::var(name).ok());
+    let (filter, problem) = filter(source.as_ref().map(|(_, value)| value.as_str()));
     let json = std::env::var("HOOKGATE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
@@ -42,8 +48,8 @@ pub fn init() {
     } else {
         registry.with(fmt).try_init()
     };
-    if let Some(problem) = problem {
-        tracing::warn!("HOOKGATE_LOG: {problem}; logging at info");
+    if let (Some(problem), Some((name, _))) = (problem, source) {
+        tracing::warn!("{name}: {problem}; logging at info");
     }
 }
 
@@ -73,5 +79,25 @@ mod tests {
         let (f, problem) = filter(None);
         assert!(problem.is_none());
         assert!(f.would_enable("hookgate", &Level::INFO));
+    }
+
+    #[test]
+    fn the_warning_names_the_variable_the_filter_came_from() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &'static str| {
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(
+            filter_source(env(&[("RUST_LOG", "debug")])),
+            Some(("RUST_LOG", "debug".to_string()))
+        );
+        assert_eq!(
+            filter_source(env(&[("RUST_LOG", "debug"), ("HOOKGATE_LOG", "warn")])),
+            Some(("HOOKGATE_LOG", "warn".to_string()))
+        );
+        assert_eq!(filter_source(env(&[])), None);
     }
 }
