@@ -61,6 +61,39 @@ struct Lane {
     lease: Duration,
 }
 
+/// What one round of claims found, which decides how long the loop sleeps before the next.
+#[derive(Default)]
+struct Round {
+    claim_failed: bool,
+    /// A lane has no free slot left: a finishing attempt wakes the loop.
+    lane_full: bool,
+    /// A lane got fewer deliveries than it had slots for: it has nothing due now.
+    lane_short: bool,
+}
+
+impl Round {
+    /// The pause when the queue need not be asked when its next delivery is due: after a failed
+    /// claim (look again in a second rather than spin on a failing store), and when every lane
+    /// is full (a finishing attempt wakes the loop). Under a backlog that is every round, and
+    /// the question would cost a read per delivery.
+    fn pause_without_asking(&self) -> Option<Duration> {
+        (self.claim_failed || !self.lane_short).then_some(MAX_IDLE)
+    }
+
+    /// The pause given when the next delivery is due (`Err`: the store could not say).
+    fn pause_until(&self, due: Result<Option<i64>, ()>, now: i64) -> Duration {
+        match due {
+            Ok(Some(due)) if due > now => Duration::from_millis((due - now) as u64).min(MAX_IDLE),
+            // Due now but not claimed: it belongs to a full lane, which a finishing attempt
+            // wakes.
+            Ok(Some(_)) if self.lane_full => MAX_IDLE,
+            // It became due since the claims: claim again at once.
+            Ok(Some(_)) => Duration::ZERO,
+            Ok(None) | Err(()) => MAX_IDLE,
+        }
+    }
+}
+
 pub struct Dispatcher {
     store: Store,
     lanes: Vec<Arc<Lane>>,
@@ -123,12 +156,11 @@ impl Dispatcher {
             .collect();
         while !stop.is_cancelled() {
             let now = now_ms();
-            let mut lanes_full = false;
-            let mut claim_failed = false;
+            let mut round = Round::default();
             for lane in &this.lanes {
                 let free = lane.slots.available_permits();
                 if free == 0 {
-                    lanes_full = true;
+                    round.lane_full = true;
                     continue;
                 }
                 let lease_until = now + lane.lease.as_millis() as i64;
@@ -138,6 +170,11 @@ impl Dispatcher {
                     .await
                 {
                     Ok(claims) => {
+                        if claims.len() < free {
+                            round.lane_short = true;
+                        } else {
+                            round.lane_full = true;
+                        }
                         for claim in claims {
                             let permit = lane
                                 .slots
@@ -148,25 +185,18 @@ impl Dispatcher {
                         }
                     }
                     Err(e) => {
-                        claim_failed = true;
+                        round.claim_failed = true;
                         tracing::warn!(target = lane.target.name(), error = %e, "could not claim deliveries");
                     }
                 }
             }
-            let pause = match this.store.next_due_ms(&names).await {
-                // The store is failing: look again in a second rather than spin on it.
-                _ if claim_failed => MAX_IDLE,
-                Ok(Some(due)) if due > now_ms() => {
-                    Duration::from_millis((due - now_ms()) as u64).min(MAX_IDLE)
-                }
-                // Due now but nothing claimed: every lane with work is full; a finishing attempt
-                // wakes us.
-                Ok(Some(_)) if lanes_full => MAX_IDLE,
-                Ok(Some(_)) => Duration::ZERO,
-                Ok(None) => MAX_IDLE,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not read the queue");
-                    MAX_IDLE
+            let pause = match round.pause_without_asking() {
+                Some(pause) => pause,
+                None => {
+                    let due = this.store.next_due_ms(&names).await.map_err(|e| {
+                        tracing::warn!(error = %e, "could not read the queue");
+                    });
+                    round.pause_until(due, now_ms())
                 }
             };
             if pause.is_zero() {
@@ -309,6 +339,42 @@ mod tests {
         let store = Store::open(&url, metrics.clone()).await.unwrap();
         let targets = Targets::build(configs).unwrap();
         Dispatcher::new(store, &targets, configs, metrics, Arc::new(Notify::new()))
+    }
+
+    #[test]
+    fn the_queue_is_asked_only_when_a_lane_has_room_and_nothing_claimed_for_it() {
+        let round = |claim_failed, lane_full, lane_short| Round {
+            claim_failed,
+            lane_full,
+            lane_short,
+        };
+        // Every lane full (the backlog case): wait for a finishing attempt, ask nothing.
+        assert_eq!(
+            round(false, true, false).pause_without_asking(),
+            Some(MAX_IDLE)
+        );
+        // A failing store: look again in a second.
+        assert_eq!(
+            round(true, false, true).pause_without_asking(),
+            Some(MAX_IDLE)
+        );
+        // A lane with room and nothing due for it: ask when the next delivery is due.
+        let short = round(false, false, true);
+        assert_eq!(short.pause_without_asking(), None);
+        let now = 1_000_000;
+        assert_eq!(
+            short.pause_until(Ok(Some(now + 250)), now),
+            Duration::from_millis(250)
+        );
+        assert_eq!(short.pause_until(Ok(Some(now + 60_000)), now), MAX_IDLE);
+        assert_eq!(short.pause_until(Ok(Some(now)), now), Duration::ZERO);
+        assert_eq!(short.pause_until(Ok(None), now), MAX_IDLE);
+        assert_eq!(short.pause_until(Err(()), now), MAX_IDLE);
+        // Due now while another lane is full: that lane's work, which its next finish wakes.
+        assert_eq!(
+            round(false, true, true).pause_until(Ok(Some(now)), now),
+            MAX_IDLE
+        );
     }
 
     #[tokio::test]
