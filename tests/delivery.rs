@@ -892,7 +892,19 @@ to = ["t", "other"]
         1,
         "a replay starts a new cycle"
     );
-    assert_eq!(requests_for(&fake, &a_id).len(), 4);
+    let sent = requests_for(&fake, &a_id);
+    assert_eq!(sent.len(), 4);
+    let keys: Vec<_> = sent.iter().map(|r| r.header("Idempotency-Key")).collect();
+    assert_eq!(
+        keys[..3],
+        [Some(a_id.as_str()); 3],
+        "retries share the event id as key"
+    );
+    let replayed = keys[3].unwrap();
+    assert!(
+        replayed.starts_with(&format!("{a_id}:replay-")),
+        "a replay is a new request to the receiver, not a retry: {replayed}"
+    );
 
     // Down again for a second event; replayed with the CLI while the gateway runs.
     fake.default_answer(Answer::status(503));
@@ -1096,6 +1108,26 @@ to = ["deploy-a", "deploy-b"]
     assert_eq!(rb[0].header("authorization"), Some("Bearer dapi-b"));
     assert_eq!(a.requests().len(), 2);
     assert_eq!(b.requests().len(), 1);
+
+    // The delivered run replayed by the operator: a new run (a known token would start nothing),
+    // whose own retry keeps the new token.
+    a.script([
+        Answer::status(503).body(r#"{"error_code": "TEMPORARILY_UNAVAILABLE"}"#),
+        Answer::status(200).body(r#"{"run_id": 2}"#),
+    ]);
+    let e = wait_delivery(&g, &id, "deploy-a", "delivered", 2).await;
+    let delivery_id = delivery(&e, "deploy-a")["id"].as_i64().unwrap();
+    let (s, r) = g
+        .admin_post(&format!("/admin/deliveries/{delivery_id}/replay"))
+        .await;
+    assert_eq!((s, &r["replayed"]), (200, &json!(1)), "{r}");
+    let ra = a.wait_for(4, PATIENCE).await;
+    let (a2, a3) = (ra[2].json(), ra[3].json());
+    assert_ne!(a2["idempotency_token"], a0["idempotency_token"]);
+    assert_eq!(a3["idempotency_token"], a2["idempotency_token"]);
+    assert_eq!(a2["job_parameters"], a0["job_parameters"]);
+    wait_delivery(&g, &id, "deploy-a", "delivered", 4).await;
+    assert_eq!(b.requests().len(), 1, "the other job is not replayed");
     g.stop().await;
 }
 

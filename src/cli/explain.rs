@@ -124,6 +124,7 @@ pub fn explain(
         event_id: &identity.id,
         endpoint: &ep.name,
         attempt: 1,
+        replayed_at_ms: None,
         now_unix,
     };
     let target_requests = routes

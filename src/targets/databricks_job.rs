@@ -79,7 +79,7 @@ impl DatabricksJob {
         };
         let body = RunNow {
             job_id: self.job_id,
-            idempotency_token: idempotency_token(r.ctx.event_id, r.target),
+            idempotency_token: idempotency_token(&r.ctx.idempotency_key(), r.target),
             job_parameters,
             notebook_params,
         };
@@ -90,9 +90,10 @@ impl DatabricksJob {
     }
 }
 
-/// Lowercase hex SHA-256 of `"{event_id}:{target}"`.
-pub(crate) fn idempotency_token(event_id: &str, target: &str) -> String {
-    hex::encode(Sha256::digest(format!("{event_id}:{target}")))
+/// Lowercase hex SHA-256 of `"{key}:{target}"`, `key` being the delivery's
+/// [`idempotency_key`](crate::targets::DeliveryContext::idempotency_key).
+pub(crate) fn idempotency_token(key: &str, target: &str) -> String {
+    hex::encode(Sha256::digest(format!("{key}:{target}")))
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Generic HTTP target: `method` to `url`, by default with the event body exactly as received.
 //!
 //! Always sent: `X-Hookgate-Event-Id` and `Idempotency-Key` (the event id, the same on every
-//! retry, so a receiver can de-duplicate), `X-Hookgate-Event`, `X-Hookgate-Endpoint`. Configured
+//! retry, so a receiver can de-duplicate; after a replay, a new key: see
+//! [`DeliveryContext::idempotency_key`](crate::targets::DeliveryContext::idempotency_key)), `X-Hookgate-Event`, `X-Hookgate-Endpoint`. Configured
 //! headers come after and override same-named defaults (e.g. `Content-Type`); their values are
 //! secrets (typically `Authorization`) and always shown redacted. With `signing_secret` the
 //! request is signed the Standard Webhooks way (`webhook-id`, `webhook-timestamp`,
@@ -103,7 +104,7 @@ impl HttpTarget {
             .redact_url_as(self.shown_url.clone())
             .header("Content-Type", "application/json")
             .header("X-Hookgate-Event-Id", r.ctx.event_id)
-            .header("Idempotency-Key", r.ctx.event_id)
+            .header("Idempotency-Key", r.ctx.idempotency_key())
             .header("X-Hookgate-Event", event.name.as_str())
             .header("X-Hookgate-Endpoint", r.ctx.endpoint);
         for (name, source) in &self.headers {

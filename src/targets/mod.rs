@@ -62,8 +62,24 @@ pub struct DeliveryContext<'a> {
     pub endpoint: &'a str,
     /// 1 for the first attempt.
     pub attempt: u32,
+    /// When an operator put the delivery back in the queue (ms), if this attempt follows such a
+    /// replay; `None` in the delivery's first cycle of attempts.
+    pub replayed_at_ms: Option<i64>,
     /// The clock, read by the caller so that `prepare` stays pure (signing timestamps, log `ts`).
     pub now_unix: i64,
+}
+
+impl DeliveryContext<'_> {
+    /// The key a receiver can de-duplicate this delivery by: the same on every retry, so a retry
+    /// is never taken for a second event; after a replay a new one, so the replay is not taken
+    /// for a retry of what was already delivered (a Databricks run-now with a known token starts
+    /// nothing). The event id in the first cycle.
+    pub fn idempotency_key(&self) -> String {
+        match self.replayed_at_ms {
+            None => self.event_id.to_string(),
+            Some(at) => format!("{}:replay-{at}", self.event_id),
+        }
+    }
 }
 
 /// One HTTP request, exactly as it will be sent, plus which parts of it must not be shown.

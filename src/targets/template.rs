@@ -375,6 +375,7 @@ pub(crate) fn sample_context(event: &Event) -> DeliveryContext<'_> {
         event_id: "00000000-0000-4000-8000-000000000000",
         endpoint: "sample",
         attempt: 1,
+        replayed_at_ms: None,
         now_unix: 1_589_859_029,
     }
 }

@@ -532,3 +532,17 @@ async fn deliver_timeout_is_retried() {
         }
     );
 }
+
+#[test]
+fn the_idempotency_key_is_the_event_id_until_a_replay_gives_a_new_one() {
+    let event = mlflow_event();
+    let mut ctx = context(&event);
+    assert_eq!(ctx.idempotency_key(), EVENT_ID);
+    ctx.attempt = 5;
+    assert_eq!(ctx.idempotency_key(), EVENT_ID, "retries keep it");
+    ctx.replayed_at_ms = Some(1_795_617_200_000);
+    assert_eq!(
+        ctx.idempotency_key(),
+        format!("{EVENT_ID}:replay-1795617200000")
+    );
+}

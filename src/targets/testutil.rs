@@ -46,6 +46,7 @@ pub(crate) fn context(event: &Event) -> DeliveryContext<'_> {
         event_id: EVENT_ID,
         endpoint: "registry",
         attempt: 1,
+        replayed_at_ms: None,
         now_unix: NOW,
     }
 }
