@@ -1,0 +1,219 @@
+//! The README's commands, run as the built binary: `check`, `sign`, `send` (against the real
+//! gateway on 127.0.0.1:0), and a bearer-token endpoint end to end.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::*;
+use serde_json::Value;
+
+async fn hookgate(args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(args)
+        // The shipped file's `${VAR:-default}` fallbacks, not whatever the caller has set.
+        .env_remove("DATABRICKS_WEBHOOK_SECRET")
+        .env_remove("MLFLOW_WEBHOOK_SECRET")
+        .env_remove("HOOKGATE_SECRET")
+        .env_remove("HOOKGATE_BEARER")
+        .env_remove("HOOKGATE_CONFIG")
+        .env("HOOKGATE_LOG", "warn")
+        .output()
+        .await
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[tokio::test]
+async fn check_passes_the_shipped_file_and_names_every_key_path_that_is_wrong() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("routes.toml");
+    let out = hookgate(&["check", "--config", shipped.to_str().unwrap()]).await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.trim_end().ends_with(": OK"), "{stdout}");
+    assert!(stdout.contains("/hooks/databricks"), "{stdout}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        r#"
+[server]
+listen = "127.0.0.1:0"
+max_body = "lots"
+
+[[endpoints]]
+name = "registry"
+path = "/hooks/registry"
+scheme = "databricks"
+secrets = ["s"]
+colour = "blue"
+"#,
+    )
+    .unwrap();
+    let out = hookgate(&["check", "--config", bad.to_str().unwrap()]).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("server.max_body"), "{stderr}");
+    assert!(stderr.contains("endpoints[0].colour"), "{stderr}");
+    assert!(stderr.contains("2 error(s)"), "{stderr}");
+}
+
+#[tokio::test]
+async fn sign_prints_the_headers_the_senders_send() {
+    let dir = tempfile::tempdir().unwrap();
+    for (scheme, file) in [
+        ("databricks", "databricks/MODEL_VERSION_CREATED.json"),
+        ("mlflow", "mlflow/model_version.created.json"),
+    ] {
+        let v: Value =
+            serde_json::from_slice(&std::fs::read(fixtures().join(file)).unwrap()).unwrap();
+        let body = dir.path().join("body.json");
+        std::fs::write(&body, v["body"].as_str().unwrap()).unwrap();
+        let h = |name: &str| v["headers"][name].as_str().unwrap().to_string();
+        let mut args = vec![
+            "sign".to_string(),
+            "--scheme".into(),
+            scheme.into(),
+            "--secret".into(),
+            v["secret"].as_str().unwrap().into(),
+        ];
+        let want = if scheme == "mlflow" {
+            args.extend([
+                "--delivery-id".into(),
+                h("X-MLflow-Delivery-Id"),
+                "--timestamp".into(),
+                h("X-MLflow-Timestamp"),
+            ]);
+            format!(
+                "X-MLflow-Delivery-Id: {}\nX-MLflow-Timestamp: {}\nX-MLflow-Signature: {}\n",
+                h("X-MLflow-Delivery-Id"),
+                h("X-MLflow-Timestamp"),
+                h("X-MLflow-Signature")
+            )
+        } else {
+            format!("X-Databricks-Signature: {}\n", h("X-Databricks-Signature"))
+        };
+        args.push(body.to_str().unwrap().into());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = hookgate(&args).await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), want, "{file}");
+    }
+}
+
+#[tokio::test]
+async fn send_delivers_a_signed_sample_and_reports_a_refusal() {
+    let g = Gateway::start("").await;
+    let url = g.url("/hooks/databricks");
+    let out = hookgate(&[
+        "send",
+        "--url",
+        &url,
+        "--scheme",
+        "databricks",
+        "--secret",
+        DATABRICKS_SECRET,
+        "--event",
+        "MODEL_VERSION_TRANSITIONED_STAGE",
+        "--model",
+        "churn",
+    ])
+    .await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("HTTP 200"), "{stdout}");
+    let answer: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(answer["status"], "accepted", "{stdout}");
+    assert_eq!(answer["model"], "churn");
+    let id = answer["event_id"].as_str().unwrap();
+    assert_eq!(stored_event_ids(&g.db).await, [id]);
+
+    let out = hookgate(&[
+        "send",
+        "--url",
+        &url,
+        "--scheme",
+        "databricks",
+        "--secret",
+        "not-the-secret",
+        "--event",
+        "MODEL_VERSION_CREATED",
+    ])
+    .await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("HTTP 401"), "{stdout}");
+    assert!(stdout.contains("bad_signature"), "{stdout}");
+    assert!(!stdout.contains("not-the-secret"), "{stdout}");
+    assert_eq!(
+        count_rows(&g.db, "events").await,
+        1,
+        "the refusal stored nothing"
+    );
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn a_bearer_endpoint_refuses_a_missing_or_wrong_token() {
+    let g = Gateway::start(
+        r#"
+[[endpoints]]
+name = "ci"
+path = "/hooks/ci"
+scheme = "databricks"
+secrets = ["ci-secret"]
+bearer = "ci-token"
+"#,
+    )
+    .await;
+    let body = r#"{"event":"MODEL_VERSION_CREATED","webhook_id":"w","event_timestamp":1,"model_name":"m","version":"1"}"#;
+    let sig = hookgate::verify::databricks::sign(b"ci-secret", body.as_bytes());
+    let post = async |auth: Option<&str>| {
+        let mut headers = vec![
+            ("Content-Type", "application/json"),
+            ("X-Databricks-Signature", sig.as_str()),
+        ];
+        if let Some(a) = auth {
+            headers.push(("Authorization", a));
+        }
+        g.post_raw("POST", "/hooks/ci", &headers, body.as_bytes().to_vec())
+            .await
+    };
+    let (s, v) = post(None).await;
+    assert_eq!(
+        (s, v["reason"].as_str()),
+        (401, Some("missing_token")),
+        "{v}"
+    );
+    let (s, v) = post(Some("Bearer ci-tokem")).await;
+    assert_eq!((s, v["reason"].as_str()), (401, Some("bad_token")), "{v}");
+    let (s, v) = post(Some("Basic ci-token")).await;
+    assert_eq!((s, v["reason"].as_str()), (401, Some("bad_token")), "{v}");
+    assert_eq!(count_rows(&g.db, "events").await, 0);
+    let (s, v) = post(Some("Bearer ci-token")).await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("accepted")), "{v}");
+
+    // `send --bearer` sends the token too.
+    let out = hookgate(&[
+        "send",
+        "--url",
+        &g.url("/hooks/ci"),
+        "--scheme",
+        "databricks",
+        "--secret",
+        "ci-secret",
+        "--bearer",
+        "ci-token",
+        "--event",
+        "COMMENT_CREATED",
+    ])
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert_eq!(count_rows(&g.db, "events").await, 2);
+    g.stop().await;
+}
