@@ -1,22 +1,29 @@
-//! Wiring: builds the runtime objects from a validated [`Config`] once, runs the listeners and
-//! background tasks, and shuts them down in order.
+//! Wiring: builds the runtime objects from a validated [`Config`], runs the listeners and
+//! background tasks, rebuilds the reloadable ones on request, and shuts them down in order.
+//!
+//! A reload reads the file again and, only if all of it is valid, replaces the endpoints, the
+//! rule table, the targets and the admin token. Requests in flight finish with what they
+//! started with; the dispatcher of the old targets stops claiming and finishes its attempts while
+//! the new one starts (leases keep the two from taking the same delivery). `[server]` and
+//! `[store]` (listeners, limits, the store) stay as they started: a change there is logged as
+//! needing a restart.
 //!
 //! Shutdown order: `/readyz` turns 503; the ingress stops accepting and drains in-flight requests
 //! (each either committed and answered, or not answered at all); background workers stop; the
 //! store finishes queued writes and closes.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::Admin;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, ServerConfig};
 use crate::dispatch::Dispatcher;
 use crate::ingress::{self, Ingress, ServerLimits};
 use crate::metrics::Metrics;
@@ -35,12 +42,60 @@ pub enum StartError {
     Store(#[from] StoreError),
 }
 
+/// How a running gateway is asked to reload, and how it reads its configuration again.
+pub struct Reloads {
+    /// One message per reload asked for (SIGHUP).
+    pub requests: mpsc::Receiver<()>,
+    /// Reads and validates the configuration file again; the error lists what is wrong.
+    pub load: Box<dyn Fn() -> Result<Config, String> + Send + Sync>,
+}
+
+/// A value replaced whole by a reload; readers take the current one per request.
+struct Live<T>(RwLock<Arc<T>>);
+
+impl<T> Live<T> {
+    fn new(value: T) -> Live<T> {
+        Live(RwLock::new(Arc::new(value)))
+    }
+
+    fn get(&self) -> Arc<T> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, value: T) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(value);
+    }
+}
+
+/// The sections a reload cannot apply in a running process, if they changed.
+pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if running.server != new.server {
+        out.push("server");
+    }
+    if running.store != new.store {
+        out.push("store");
+    }
+    out
+}
+
 /// Run the gateway on already-bound listeners until `shutdown` resolves.
 pub async fn run(
     config: Config,
     ingress_listener: TcpListener,
     admin_listener: TcpListener,
     shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    run_with_reloads(config, ingress_listener, admin_listener, shutdown, None).await
+}
+
+/// [`run`], reloading the configuration whenever `reloads` asks.
+pub async fn run_with_reloads(
+    config: Config,
+    ingress_listener: TcpListener,
+    admin_listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    mut reloads: Option<Reloads>,
 ) -> Result<(), StartError> {
     let metrics = Arc::new(Metrics::new());
     let store = Store::open(&config.store.url, metrics.clone()).await?;
@@ -60,38 +115,48 @@ pub async fn run(
     let stop_background = CancellationToken::new();
     let tasks = TaskTracker::new();
 
-    let ingress = Arc::new(Ingress::new(
-        &config.endpoints,
-        store.clone(),
-        routes.clone(),
-        metrics.clone(),
-        config.server.max_body,
-        config.server.body_read_timeout,
-        wake.clone(),
-    ));
-    let limits = ServerLimits {
-        max_connections: config.server.max_connections,
-        header_read_timeout: config.server.header_read_timeout,
-        shutdown_grace: config.server.shutdown_grace,
+    let build_ingress = |config: &Config, server: &ServerConfig, routes: Arc<RouteTable>| {
+        Ingress::new(
+            &config.endpoints,
+            store.clone(),
+            routes,
+            metrics.clone(),
+            server.max_body,
+            server.body_read_timeout,
+            wake.clone(),
+        )
     };
-    let ingress_task = tokio::spawn(ingress::serve(
-        ingress_listener,
-        ingress::handler(ingress),
-        limits.clone(),
-        Some(metrics.connections.clone()),
-        stop_ingress.clone().cancelled_owned(),
-    ));
-
-    let admin = Arc::new(Admin {
+    let build_admin = |config: &Config| Admin {
         store: store.clone(),
         metrics: metrics.clone(),
         token: config.admin.token.clone(),
         draining: draining.clone(),
         wake: wake.clone(),
         targets: config.targets.keys().cloned().collect(),
+    };
+    let ingress = Arc::new(Live::new(build_ingress(&config, &config.server, routes)));
+    let limits = ServerLimits {
+        max_connections: config.server.max_connections,
+        header_read_timeout: config.server.header_read_timeout,
+        shutdown_grace: config.server.shutdown_grace,
+    };
+    let live = ingress.clone();
+    let ingress_handler: ingress::Handler = Arc::new(move |req| {
+        let ingress = live.get();
+        Box::pin(async move { ingress.handle(req).await })
     });
+    let ingress_task = tokio::spawn(ingress::serve(
+        ingress_listener,
+        ingress_handler,
+        limits.clone(),
+        Some(metrics.connections.clone()),
+        stop_ingress.clone().cancelled_owned(),
+    ));
+
+    let admin = Arc::new(Live::new(build_admin(&config)));
+    let live = admin.clone();
     let admin_handler: ingress::Handler = Arc::new(move |req| {
-        let admin = admin.clone();
+        let admin = live.get();
         Box::pin(async move { admin.handle(req).await })
     });
     let admin_limits = ServerLimits {
@@ -106,14 +171,19 @@ pub async fn run(
         stop_background.clone().cancelled_owned(),
     ));
 
-    let dispatcher = Dispatcher::new(
-        store.clone(),
-        &targets,
-        &config.targets,
-        metrics.clone(),
-        wake.clone(),
-    );
-    tasks.spawn(dispatcher.run(stop_background.clone()));
+    let start_dispatcher = |targets: &Targets, config: &Config| {
+        let stop = stop_background.child_token();
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            targets,
+            &config.targets,
+            metrics.clone(),
+            wake.clone(),
+        );
+        tasks.spawn(dispatcher.run(stop.clone()));
+        stop
+    };
+    let mut stop_dispatcher = start_dispatcher(&targets, &config);
 
     tasks.spawn(prune_loop(
         store.clone(),
@@ -128,14 +198,61 @@ pub async fn run(
         store = %redact_url(&config.store.url),
         "hookgate running"
     );
-    shutdown.await;
+    // Both series from the start, so that an alert on failed reloads has something to watch.
+    for result in ["ok", "error"] {
+        metrics.config_reloads.with_label_values(&[result]);
+    }
+    let mut running = config;
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            () = next_reload(&mut reloads) => {}
+        }
+        let load = &reloads.as_ref().expect("a reload was asked for").load;
+        let compiled = load().and_then(|new| {
+            let (routes, targets) = compile(&new).map_err(|e| e.to_string())?;
+            Ok((new, routes, targets))
+        });
+        let (new, routes, targets) = match compiled {
+            Ok(c) => c,
+            Err(errors) => {
+                metrics.config_reloads.with_label_values(&["error"]).inc();
+                tracing::error!(%errors, "configuration not reloaded; still running the previous one");
+                continue;
+            }
+        };
+        let restart = needs_restart(&running, &new);
+        if !restart.is_empty() {
+            tracing::warn!(
+                sections = ?restart,
+                "changes to these sections take effect after a restart; the rest is applied now"
+            );
+        }
+        ingress.set(build_ingress(&new, &running.server, Arc::new(routes)));
+        admin.set(build_admin(&new));
+        stop_dispatcher.cancel();
+        stop_dispatcher = start_dispatcher(&targets, &new);
+        metrics.config_reloads.with_label_values(&["ok"]).inc();
+        tracing::info!(
+            endpoints = new.endpoints.len(),
+            targets = new.targets.len(),
+            routes = new.routes.len(),
+            "configuration reloaded"
+        );
+        running = Config {
+            server: running.server,
+            store: running.store,
+            ..new
+        };
+    }
     tracing::info!("shutting down");
     draining.store(true, Ordering::Relaxed);
     stop_ingress.cancel();
     let _ = ingress_task.await;
     stop_background.cancel();
     tasks.close();
-    if tokio::time::timeout(config.server.shutdown_grace, tasks.wait())
+    if tokio::time::timeout(running.server.shutdown_grace, tasks.wait())
         .await
         .is_err()
     {
@@ -154,6 +271,18 @@ pub fn compile(config: &Config) -> Result<(RouteTable, Targets), ConfigError> {
     let routes = RouteTable::compile(&config.routes, &target_names)?;
     let targets = Targets::build(&config.targets)?;
     Ok((routes, targets))
+}
+
+/// Resolves when a reload is asked for; never without a source of reloads.
+async fn next_reload(reloads: &mut Option<Reloads>) {
+    match reloads {
+        Some(r) => match r.requests.recv().await {
+            Some(()) => {}
+            // The sender is gone: no more reloads will come.
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
 }
 
 async fn prune_loop(store: Store, retention: Duration, stop: CancellationToken) {
@@ -255,7 +384,42 @@ pub fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{needs_restart, redact_url};
+
+    #[test]
+    fn a_reload_names_the_sections_it_cannot_apply() {
+        let config = |listen: &str, retention: &str, secret: &str| {
+            crate::config::load_with(
+                &format!(
+                    r#"
+[server]
+listen = "{listen}"
+admin_listen = "127.0.0.1:9091"
+[store]
+url = "sqlite://hookgate.db"
+retention = "{retention}"
+[[endpoints]]
+name = "e"
+path = "/e"
+scheme = "databricks"
+secrets = ["{secret}"]
+"#
+                ),
+                &|_: &str| None,
+            )
+            .unwrap()
+        };
+        let running = config("127.0.0.1:8080", "7d", "a");
+        assert!(needs_restart(&running, &config("127.0.0.1:8080", "7d", "b")).is_empty());
+        assert_eq!(
+            needs_restart(&running, &config("127.0.0.1:8081", "7d", "a")),
+            ["server"]
+        );
+        assert_eq!(
+            needs_restart(&running, &config("127.0.0.1:8081", "1d", "b")),
+            ["server", "store"]
+        );
+    }
 
     #[test]
     fn redact_url_hides_passwords_wherever_they_are() {

@@ -32,6 +32,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("invalid configuration {}", c.config.display()))?;
             runtime()?.block_on(async move {
                 let shutdown = shutdown_signal()?;
+                let reloads = reload_signal(c.config.clone())?;
                 let ingress = tokio::net::TcpListener::bind(cfg.server.listen)
                     .await
                     .with_context(|| {
@@ -49,7 +50,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     listen = %ingress.local_addr()?, admin = %admin.local_addr()?,
                     version = env!("CARGO_PKG_VERSION"), "listening"
                 );
-                app::run(cfg, ingress, admin, shutdown).await?;
+                app::run_with_reloads(cfg, ingress, admin, shutdown, Some(reloads)).await?;
                 Ok(ExitCode::SUCCESS)
             })
         }
@@ -145,6 +146,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Webhooks(args) => runtime()?.block_on(hookgate::cli::webhooks::run(args)),
     }
+}
+
+/// A reload per SIGHUP (what `systemctl reload` sends; its default action would kill the
+/// process). Signals that arrive while a reload is pending make no second one: it reads the
+/// file as it is then.
+fn reload_signal(path: std::path::PathBuf) -> anyhow::Result<app::Reloads> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
+    let (tx, requests) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP received: reloading the configuration");
+            let _ = tx.try_send(());
+        }
+    });
+    Ok(app::Reloads {
+        requests,
+        load: Box::new(move || {
+            config::load_all(&path).map_err(|errors| {
+                errors
+                    .0
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+        }),
+    })
 }
 
 /// Resolves on Ctrl-C or SIGTERM (what Kubernetes and systemd send). The handlers are

@@ -144,7 +144,7 @@ impl Metrics {
             )
             .unwrap(),
             config_reloads: IntCounterVec::new(
-                Opts::new("hookgate_config_reloads_total", "Configuration loads by result."),
+                Opts::new("hookgate_config_reloads_total", "Configuration reloads (SIGHUP) by result: ok or error."),
                 &["result"],
             )
             .unwrap(),

@@ -124,3 +124,55 @@ async fn sigterm_drains_and_exits_cleanly() {
     }
     assert_eq!(count_rows(&db, "events").await, 1);
 }
+
+#[tokio::test]
+async fn sighup_reloads_the_file_and_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hookgate.db");
+    let cfg = dir.path().join("routes.toml");
+    std::fs::write(&cfg, base_config(&db, "")).unwrap();
+    let mut p = spawn(&cfg);
+    let body = r#"{"event":"COMMENT_CREATED","model_name":"m"}"#;
+    let sig = hookgate::verify::databricks::sign(b"ci-secret", body.as_bytes());
+    let post_ci = || {
+        client()
+            .post(format!("http://{}/hooks/ci", p.addr))
+            .header("X-Databricks-Signature", &sig)
+            .body(body)
+            .send()
+    };
+    assert_eq!(post_ci().await.unwrap().status(), 404);
+
+    let extra = r#"
+[[endpoints]]
+name = "ci"
+path = "/hooks/ci"
+scheme = "databricks"
+secrets = ["ci-secret"]
+"#;
+    std::fs::write(&cfg, base_config(&db, extra)).unwrap();
+    let pid = p.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = post_ci().await.unwrap().status();
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 404, "before the reload lands");
+        assert!(std::time::Instant::now() < deadline, "never reloaded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(p.child.try_wait().unwrap().is_none(), "still running");
+    let (s, _) = post(p.addr, r#"{"event":"COMMENT_CREATED","model_name":"n"}"#).await;
+    assert_eq!(s, 200, "the endpoints it had still answer");
+    assert_eq!(count_rows(&db, "events").await, 2);
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+}

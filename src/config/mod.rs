@@ -72,7 +72,7 @@ pub struct Config {
 }
 
 /// `[server]`: the two listeners and their limits.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     /// Webhook ingress (and `/healthz`).
     pub listen: SocketAddr,
@@ -90,7 +90,7 @@ pub struct ServerConfig {
 }
 
 /// `Debug` is written by hand: a `postgres://` URL may carry a password.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct StoreConfig {
     /// `sqlite:...` or `postgres://...`; may contain a password, so print [`StoreConfig`]
     /// with `{:?}` (redacted) rather than this field.

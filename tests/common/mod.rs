@@ -156,15 +156,51 @@ impl Gateway {
     pub async fn start_env(toml: &str, db: PathBuf, env: HashMap<String, String>) -> Gateway {
         let cfg = hookgate::config::load_with(toml, &|k: &str| env.get(k).cloned())
             .unwrap_or_else(|e| panic!("test config invalid: {e}"));
+        Gateway::start_config(cfg, db, None).await
+    }
+
+    /// Start from the configuration file `path` (its store URL must point at `db`); each message
+    /// on the returned sender asks for a reload of that file.
+    pub async fn start_reloadable(
+        path: &Path,
+        db: PathBuf,
+    ) -> (Gateway, tokio::sync::mpsc::Sender<()>) {
+        let read = {
+            let path = path.to_path_buf();
+            move || {
+                let toml = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+                hookgate::config::load_with(&toml, &|_: &str| None).map_err(|e| e.to_string())
+            }
+        };
+        let cfg = read().unwrap_or_else(|e| panic!("test config invalid: {e}"));
+        let (tx, requests) = tokio::sync::mpsc::channel(1);
+        let reloads = hookgate::app::Reloads {
+            requests,
+            load: Box::new(read),
+        };
+        (Gateway::start_config(cfg, db, Some(reloads)).await, tx)
+    }
+
+    async fn start_config(
+        cfg: hookgate::config::Config,
+        db: PathBuf,
+        reloads: Option<hookgate::app::Reloads>,
+    ) -> Gateway {
         let ingress = TcpListener::bind(cfg.server.listen).await.unwrap();
         let admin = TcpListener::bind(cfg.server.admin_listen).await.unwrap();
         let addr = ingress.local_addr().unwrap();
         let admin_addr = admin.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            hookgate::app::run(cfg, ingress, admin, async {
-                let _ = stopped.await;
-            })
+            hookgate::app::run_with_reloads(
+                cfg,
+                ingress,
+                admin,
+                async {
+                    let _ = stopped.await;
+                },
+                reloads,
+            )
             .await
             .expect("gateway runs");
         });

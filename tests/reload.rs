@@ -1,0 +1,162 @@
+//! Configuration reload in a running gateway: a valid file replaces endpoints, targets, routes
+//! and the admin token; a file with a mistake changes nothing.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::delivery::PATIENCE;
+use common::fake::FakeTarget;
+use common::*;
+
+fn file(db: &Path, secret: &str, target: &str, token: &str, max_body: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+max_body = "{max_body}"
+shutdown_grace = "5s"
+header_read_timeout = "2s"
+
+[store]
+url = "sqlite://{db}"
+
+[admin]
+token = "{token}"
+
+[[endpoints]]
+name = "databricks"
+path = "/hooks/databricks"
+scheme = "databricks"
+secrets = ["{secret}"]
+
+[targets.ci]
+kind = "http"
+url = "{target}"
+
+[[routes]]
+to = ["ci"]
+"#,
+        db = db.display()
+    )
+}
+
+async fn post(g: &Gateway, secret: &str, body: &str) -> (u16, serde_json::Value) {
+    let sig = hookgate::verify::databricks::sign(secret.as_bytes(), body.as_bytes());
+    g.post_raw(
+        "POST",
+        "/hooks/databricks",
+        &[("X-Databricks-Signature", &sig)],
+        body.as_bytes().to_vec(),
+    )
+    .await
+}
+
+fn event(version: u32, padding: usize) -> String {
+    format!(
+        r#"{{"event":"MODEL_VERSION_CREATED","model_name":"m","version":"{version}","padding":"{}"}}"#,
+        "x".repeat(padding)
+    )
+}
+
+async fn wait_reloads(g: &Gateway, result: &str, n: f64) {
+    let series = format!("hookgate_config_reloads_total{{result=\"{result}\"}}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = metric(&g.metrics().await, &series);
+        if got == Some(n) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{series} is {got:?}, not {n}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn admin_status(g: &Gateway, token: &str, event_id: &str) -> u16 {
+    g.client
+        .get(g.admin_url(&format!("/admin/events/{event_id}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_reload_applies_a_valid_file_and_keeps_the_running_one_when_the_file_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hookgate.db");
+    let path = dir.path().join("routes.toml");
+    let (one, two) = (FakeTarget::start().await, FakeTarget::start().await);
+    std::fs::write(
+        &path,
+        file(&db, "first-secret", &one.url("/one"), "admin-one", "256KiB"),
+    )
+    .unwrap();
+    let (g, reload) = Gateway::start_reloadable(&path, db.clone()).await;
+    // Both series are there before any reload.
+    wait_reloads(&g, "ok", 0.0).await;
+    wait_reloads(&g, "error", 0.0).await;
+
+    let (s, v) = post(&g, "first-secret", &event(1, 0)).await;
+    assert_eq!(
+        (s, v["targets"].clone()),
+        (200, serde_json::json!(["ci"])),
+        "{v}"
+    );
+    one.wait_for(1, PATIENCE).await;
+
+    // New secret, target URL and admin token; a smaller body limit, which needs a restart.
+    std::fs::write(
+        &path,
+        file(&db, "second-secret", &two.url("/two"), "admin-two", "1KiB"),
+    )
+    .unwrap();
+    reload.send(()).await.unwrap();
+    wait_reloads(&g, "ok", 1.0).await;
+
+    let (s, v) = post(&g, "first-secret", &event(2, 0)).await;
+    assert_eq!(
+        (s, v["reason"].as_str()),
+        (401, Some("bad_signature")),
+        "{v}"
+    );
+    let (s, v) = post(&g, "second-secret", &event(3, 0)).await;
+    assert_eq!(s, 200, "{v}");
+    let id = v["event_id"].as_str().unwrap().to_string();
+    let got = two.wait_for(1, PATIENCE).await;
+    assert!(String::from_utf8_lossy(&got[0].body).contains(r#""version":"3""#));
+    assert_eq!(one.requests().len(), 1, "the old target gets nothing new");
+    assert_eq!(admin_status(&g, "admin-one", &id).await, 401);
+    assert_eq!(admin_status(&g, "admin-two", &id).await, 200);
+    // `[server]` is as it started: a 2 KiB body still fits.
+    let (s, v) = post(&g, "second-secret", &event(4, 2048)).await;
+    assert_eq!(s, 200, "{v}");
+
+    // A file with a mistake: nothing changes.
+    std::fs::write(
+        &path,
+        file(
+            &db,
+            "third-secret",
+            &one.url("/one"),
+            "admin-three",
+            "256KiB",
+        ) + "\n[surprise]\nkey = 1\n",
+    )
+    .unwrap();
+    reload.send(()).await.unwrap();
+    wait_reloads(&g, "error", 1.0).await;
+    let (s, v) = post(&g, "second-secret", &event(5, 0)).await;
+    assert_eq!(s, 200, "the running configuration still serves: {v}");
+    let (s, _) = post(&g, "third-secret", &event(6, 0)).await;
+    assert_eq!(s, 401);
+    two.wait_for(3, PATIENCE).await;
+    assert_eq!(one.requests().len(), 1);
+    assert_eq!(admin_status(&g, "admin-two", &id).await, 200);
+    wait_reloads(&g, "ok", 1.0).await;
+    g.stop().await;
+}
