@@ -42,14 +42,6 @@ pub type Handler = Arc<
         + Sync,
 >;
 
-/// The ingress handler as a [`Handler`].
-pub fn handler(ingress: Arc<Ingress>) -> Handler {
-    Arc::new(move |req| {
-        let ingress = ingress.clone();
-        Box::pin(async move { ingress.handle(req).await })
-    })
-}
-
 /// Limits applied to every connection.
 #[derive(Debug, Clone)]
 pub struct ServerLimits {
