@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::Admin;
-use crate::config::{Config, ConfigError, ServerConfig};
+use crate::config::{Config, ConfigError, ConfigErrors, ServerConfig};
 use crate::dispatch::Dispatcher;
 use crate::ingress::{self, Ingress, ServerLimits};
 use crate::metrics::Metrics;
@@ -106,7 +106,7 @@ pub async fn run_with_reloads(
     if released > 0 {
         tracing::info!(released, "released leases held by a previous run");
     }
-    let (routes, targets) = compile(&config)?;
+    let (routes, targets) = compile(&config).map_err(ConfigError::from)?;
     let routes = Arc::new(routes);
     let wake = Arc::new(Notify::new());
     let draining = Arc::new(AtomicBool::new(false));
@@ -266,11 +266,21 @@ pub async fn run_with_reloads(
 /// The runtime objects `routes.toml` describes beyond its own validation: the compiled rule
 /// table and the targets with their templates. `hookgate check` runs this too, so whatever
 /// would fail start-up fails the check.
-pub fn compile(config: &Config) -> Result<(RouteTable, Targets), ConfigError> {
+pub fn compile(config: &Config) -> Result<(RouteTable, Targets), ConfigErrors> {
     let target_names: Vec<&str> = config.targets.keys().map(String::as_str).collect();
-    let routes = RouteTable::compile(&config.routes, &target_names)?;
-    let targets = Targets::build(&config.targets)?;
-    Ok((routes, targets))
+    match (
+        RouteTable::compile(&config.routes, &target_names).map_err(|e| ConfigErrors(vec![e])),
+        Targets::build(&config.targets),
+    ) {
+        (Ok(routes), Ok(targets)) => Ok((routes, targets)),
+        (routes, targets) => Err(ConfigErrors(
+            [routes.err(), targets.err()]
+                .into_iter()
+                .flatten()
+                .flat_map(|e| e.0)
+                .collect(),
+        )),
+    }
 }
 
 /// Resolves when a reload is asked for; never without a source of reloads.

@@ -56,7 +56,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Check(c) => {
             let checked = config::load_all(&c.config).and_then(|cfg| {
-                app::compile(&cfg).map_err(|e| config::ConfigErrors(vec![e]))?;
+                app::compile(&cfg)?;
                 Ok(cfg)
             });
             match checked {
@@ -163,16 +163,7 @@ fn reload_signal(path: std::path::PathBuf) -> anyhow::Result<app::Reloads> {
     });
     Ok(app::Reloads {
         requests,
-        load: Box::new(move || {
-            config::load_all(&path).map_err(|errors| {
-                errors
-                    .0
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
-        }),
+        load: Box::new(move || config::load_all(&path).map_err(|errors| errors.to_string())),
     })
 }
 

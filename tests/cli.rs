@@ -61,6 +61,39 @@ colour = "blue"
     assert!(stderr.contains("server.max_body"), "{stderr}");
     assert!(stderr.contains("endpoints[0].colour"), "{stderr}");
     assert!(stderr.contains("2 error(s)"), "{stderr}");
+
+    // A file that reads well but whose targets do not build: each one is reported.
+    std::fs::write(
+        &bad,
+        r#"
+[[endpoints]]
+name = "registry"
+path = "/hooks/registry"
+scheme = "databricks"
+secrets = ["s"]
+
+[targets.ci]
+kind = "http"
+url = "https://ci.example/hook"
+body = "{% for %}"
+
+[targets.chat]
+kind = "slack"
+url = "https://hooks.slack.example/services/T0/B0/X"
+text = "{{ event.name | no_such_filter }}"
+
+[targets.audit]
+kind = "log"
+"#,
+    )
+    .unwrap();
+    let out = hookgate(&["check", "--config", bad.to_str().unwrap()]).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for path in ["targets.chat.text", "targets.ci.body"] {
+        assert!(stderr.contains(path), "{path} in {stderr}");
+    }
+    assert!(stderr.contains("2 error(s)"), "{stderr}");
 }
 
 #[tokio::test]

@@ -35,7 +35,7 @@ use std::time::{Duration, SystemTime};
 use ::http::Method;
 use bytes::Bytes;
 
-use crate::config::{ConfigError, RetryConfig, TargetConfig, TargetKind};
+use crate::config::{ConfigError, ConfigErrors, RetryConfig, TargetConfig, TargetKind};
 use crate::dispatch::retry::{Outcome, TransportError, classify_status, classify_transport};
 use crate::event::Event;
 
@@ -445,12 +445,21 @@ pub struct Targets {
 
 impl Targets {
     /// Build every target; the first error wins (its path names the target and key).
-    pub fn build(cfgs: &BTreeMap<String, TargetConfig>) -> Result<Targets, ConfigError> {
+    /// Every target is built, so that `hookgate check` reports each one's first mistake.
+    pub fn build(cfgs: &BTreeMap<String, TargetConfig>) -> Result<Targets, ConfigErrors> {
         let mut by_name = BTreeMap::new();
+        let mut errors = Vec::new();
         for (name, cfg) in cfgs {
-            by_name.insert(name.clone(), Arc::new(Target::build(name, cfg)?));
+            match Target::build(name, cfg) {
+                Ok(t) => drop(by_name.insert(name.clone(), Arc::new(t))),
+                Err(e) => errors.push(e),
+            }
         }
-        Ok(Targets { by_name })
+        if errors.is_empty() {
+            Ok(Targets { by_name })
+        } else {
+            Err(ConfigErrors(errors))
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<Target>> {

@@ -189,7 +189,7 @@ fn targets_build_get_names_iter() {
         target_config(http_kind("https://x.example/", Some("{% for %}"))),
     );
     assert_eq!(
-        Targets::build(&bad).unwrap_err().path,
+        Targets::build(&bad).unwrap_err().0[0].path,
         "targets.c-http.body"
     );
 }
