@@ -4,43 +4,30 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
 
+use common::delivery::{hookgate, write_config};
 use common::*;
 use serde_json::Value;
 
-async fn hookgate(args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_hookgate"))
-        .args(args)
-        // The shipped file's `${VAR:-default}` fallbacks, not whatever the caller has set.
-        .env_remove("DATABRICKS_WEBHOOK_SECRET")
-        .env_remove("MLFLOW_WEBHOOK_SECRET")
-        .env_remove("HOOKGATE_SECRET")
-        .env_remove("HOOKGATE_BEARER")
-        .env_remove("HOOKGATE_CONFIG")
-        .env("HOOKGATE_LOG", "warn")
-        .output()
-        .await
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+/// `hookgate check` on a file expected to fail: its stderr, once the exit code is 1.
+async fn check_fails(path: &Path) -> String {
+    let out = hookgate(["check", "--config", path.to_str().unwrap()]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.stderr
 }
 
 #[tokio::test]
 async fn check_passes_the_shipped_file_and_names_every_key_path_that_is_wrong() {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("routes.toml");
-    let out = hookgate(&["check", "--config", shipped.to_str().unwrap()]).await;
-    let stdout = text(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let out = hookgate(["check", "--config", shipped.to_str().unwrap()]).await;
+    let stdout = out.stdout;
+    assert_eq!(out.code, 0, "{stdout}{}", out.stderr);
     assert!(stdout.trim_end().ends_with(": OK"), "{stdout}");
     assert!(stdout.contains("/hooks/databricks"), "{stdout}");
 
     let dir = tempfile::tempdir().unwrap();
-    let bad = dir.path().join("bad.toml");
-    std::fs::write(
-        &bad,
+    let bad = write_config(
+        dir.path(),
         r#"
 [server]
 listen = "127.0.0.1:0"
@@ -53,18 +40,15 @@ scheme = "databricks"
 secrets = ["s"]
 colour = "blue"
 "#,
-    )
-    .unwrap();
-    let out = hookgate(&["check", "--config", bad.to_str().unwrap()]).await;
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    );
+    let stderr = check_fails(&bad).await;
     assert!(stderr.contains("server.max_body"), "{stderr}");
     assert!(stderr.contains("endpoints[0].colour"), "{stderr}");
     assert!(stderr.contains("2 error(s)"), "{stderr}");
 
     // A file that reads well but whose targets do not build: each one is reported.
-    std::fs::write(
-        &bad,
+    write_config(
+        dir.path(),
         r#"
 [[endpoints]]
 name = "registry"
@@ -85,11 +69,8 @@ text = "{{ event.name | no_such_filter }}"
 [targets.audit]
 kind = "log"
 "#,
-    )
-    .unwrap();
-    let out = hookgate(&["check", "--config", bad.to_str().unwrap()]).await;
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    );
+    let stderr = check_fails(&bad).await;
     for path in ["targets.chat.text", "targets.ci.body"] {
         assert!(stderr.contains(path), "{path} in {stderr}");
     }
@@ -132,10 +113,9 @@ async fn sign_prints_the_headers_the_senders_send() {
             format!("X-Databricks-Signature: {}\n", h("X-Databricks-Signature"))
         };
         args.push(body.to_str().unwrap().into());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = hookgate(&args).await;
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        assert_eq!(text(&out.stdout), want, "{file}");
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_eq!(out.stdout, want, "{file}");
     }
 }
 
@@ -143,7 +123,7 @@ async fn sign_prints_the_headers_the_senders_send() {
 async fn send_delivers_a_signed_sample_and_reports_a_refusal() {
     let g = Gateway::start("").await;
     let url = g.url("/hooks/databricks");
-    let out = hookgate(&[
+    let out = hookgate([
         "send",
         "--url",
         &url,
@@ -157,8 +137,8 @@ async fn send_delivers_a_signed_sample_and_reports_a_refusal() {
         "churn",
     ])
     .await;
-    let stdout = text(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let stdout = out.stdout;
+    assert_eq!(out.code, 0, "{stdout}{}", out.stderr);
     assert!(stdout.contains("HTTP 200"), "{stdout}");
     let answer: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(answer["status"], "accepted", "{stdout}");
@@ -166,7 +146,7 @@ async fn send_delivers_a_signed_sample_and_reports_a_refusal() {
     let id = answer["event_id"].as_str().unwrap();
     assert_eq!(stored_event_ids(&g.db).await, [id]);
 
-    let out = hookgate(&[
+    let out = hookgate([
         "send",
         "--url",
         &url,
@@ -178,8 +158,8 @@ async fn send_delivers_a_signed_sample_and_reports_a_refusal() {
         "MODEL_VERSION_CREATED",
     ])
     .await;
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let stdout = out.stdout;
+    assert_eq!(out.code, 1, "{stdout}");
     assert!(stdout.contains("HTTP 401"), "{stdout}");
     assert!(stdout.contains("bad_signature"), "{stdout}");
     assert!(!stdout.contains("not-the-secret"), "{stdout}");
@@ -232,7 +212,7 @@ bearer = "ci-token"
     assert_eq!((s, v["status"].as_str()), (200, Some("accepted")), "{v}");
 
     // `send --bearer` sends the token too.
-    let out = hookgate(&[
+    let out = hookgate([
         "send",
         "--url",
         &g.url("/hooks/ci"),
@@ -246,7 +226,7 @@ bearer = "ci-token"
         "COMMENT_CREATED",
     ])
     .await;
-    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert_eq!(out.code, 0, "{}", out.stdout);
     assert_eq!(count_rows(&g.db, "events").await, 2);
     g.stop().await;
 }

@@ -4,7 +4,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -46,6 +46,15 @@ fn spawn(config: &Path) -> Proc {
     Proc { child, addr }
 }
 
+/// A temporary directory with a store path and a configuration file (the base one) for it.
+fn store_and_config() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hookgate.db");
+    let cfg = dir.path().join("routes.toml");
+    std::fs::write(&cfg, base_config(&db, "")).unwrap();
+    (dir, db, cfg)
+}
+
 async fn post(addr: SocketAddr, body: &str) -> (u16, serde_json::Value) {
     let sig = hookgate::verify::databricks::sign(DATABRICKS_SECRET.as_bytes(), body.as_bytes());
     let r = client()
@@ -60,10 +69,7 @@ async fn post(addr: SocketAddr, body: &str) -> (u16, serde_json::Value) {
 
 #[tokio::test]
 async fn an_acknowledged_event_survives_sigkill() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("hookgate.db");
-    let cfg = dir.path().join("routes.toml");
-    std::fs::write(&cfg, base_config(&db, "")).unwrap();
+    let (_dir, db, cfg) = store_and_config();
 
     let mut p = spawn(&cfg);
     let mut ids = Vec::new();
@@ -100,10 +106,7 @@ async fn an_acknowledged_event_survives_sigkill() {
 
 #[tokio::test]
 async fn sigterm_drains_and_exits_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("hookgate.db");
-    let cfg = dir.path().join("routes.toml");
-    std::fs::write(&cfg, base_config(&db, "")).unwrap();
+    let (_dir, db, cfg) = store_and_config();
     let mut p = spawn(&cfg);
     let (s, _) = post(p.addr, r#"{"event":"COMMENT_CREATED","model_name":"m"}"#).await;
     assert_eq!(s, 200);
@@ -127,10 +130,7 @@ async fn sigterm_drains_and_exits_cleanly() {
 
 #[tokio::test]
 async fn sighup_reloads_the_file_and_keeps_serving() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("hookgate.db");
-    let cfg = dir.path().join("routes.toml");
-    std::fs::write(&cfg, base_config(&db, "")).unwrap();
+    let (_dir, db, cfg) = store_and_config();
     let mut p = spawn(&cfg);
     let body = r#"{"event":"COMMENT_CREATED","model_name":"m"}"#;
     let sig = hookgate::verify::databricks::sign(b"ci-secret", body.as_bytes());

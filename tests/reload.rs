@@ -43,17 +43,6 @@ to = ["ci"]
     )
 }
 
-async fn post(g: &Gateway, secret: &str, body: &str) -> (u16, serde_json::Value) {
-    let sig = hookgate::verify::databricks::sign(secret.as_bytes(), body.as_bytes());
-    g.post_raw(
-        "POST",
-        "/hooks/databricks",
-        &[("X-Databricks-Signature", &sig)],
-        body.as_bytes().to_vec(),
-    )
-    .await
-}
-
 fn event(version: u32, padding: usize) -> String {
     format!(
         r#"{{"event":"MODEL_VERSION_CREATED","model_name":"m","version":"{version}","padding":"{}"}}"#,
@@ -101,7 +90,7 @@ async fn a_reload_applies_a_valid_file_and_keeps_the_running_one_when_the_file_i
     wait_reloads(&g, "ok", 0.0).await;
     wait_reloads(&g, "error", 0.0).await;
 
-    let (s, v) = post(&g, "first-secret", &event(1, 0)).await;
+    let (s, v) = g.post_databricks_signed("first-secret", &event(1, 0)).await;
     assert_eq!(
         (s, v["targets"].clone()),
         (200, serde_json::json!(["ci"])),
@@ -118,13 +107,15 @@ async fn a_reload_applies_a_valid_file_and_keeps_the_running_one_when_the_file_i
     reload.send(()).await.unwrap();
     wait_reloads(&g, "ok", 1.0).await;
 
-    let (s, v) = post(&g, "first-secret", &event(2, 0)).await;
+    let (s, v) = g.post_databricks_signed("first-secret", &event(2, 0)).await;
     assert_eq!(
         (s, v["reason"].as_str()),
         (401, Some("bad_signature")),
         "{v}"
     );
-    let (s, v) = post(&g, "second-secret", &event(3, 0)).await;
+    let (s, v) = g
+        .post_databricks_signed("second-secret", &event(3, 0))
+        .await;
     assert_eq!(s, 200, "{v}");
     let id = v["event_id"].as_str().unwrap().to_string();
     let got = two.wait_for(1, PATIENCE).await;
@@ -133,7 +124,9 @@ async fn a_reload_applies_a_valid_file_and_keeps_the_running_one_when_the_file_i
     assert_eq!(admin_status(&g, "admin-one", &id).await, 401);
     assert_eq!(admin_status(&g, "admin-two", &id).await, 200);
     // `[server]` is as it started: a 2 KiB body still fits.
-    let (s, v) = post(&g, "second-secret", &event(4, 2048)).await;
+    let (s, v) = g
+        .post_databricks_signed("second-secret", &event(4, 2048))
+        .await;
     assert_eq!(s, 200, "{v}");
 
     // A file with a mistake: nothing changes.
@@ -150,9 +143,11 @@ async fn a_reload_applies_a_valid_file_and_keeps_the_running_one_when_the_file_i
     .unwrap();
     reload.send(()).await.unwrap();
     wait_reloads(&g, "error", 1.0).await;
-    let (s, v) = post(&g, "second-secret", &event(5, 0)).await;
+    let (s, v) = g
+        .post_databricks_signed("second-secret", &event(5, 0))
+        .await;
     assert_eq!(s, 200, "the running configuration still serves: {v}");
-    let (s, _) = post(&g, "third-secret", &event(6, 0)).await;
+    let (s, _) = g.post_databricks_signed("third-secret", &event(6, 0)).await;
     assert_eq!(s, 401);
     two.wait_for(3, PATIENCE).await;
     assert_eq!(one.requests().len(), 1);

@@ -239,10 +239,7 @@ impl Dispatcher {
                     event_id: &ev.event_id,
                     endpoint: &ev.endpoint,
                     attempt,
-                    // Both stores start a delivery's first cycle when its event arrived; a
-                    // replay starts a new one.
-                    replayed_at_ms: (claim.cycle_started_at_ms != ev.received_at_ms)
-                        .then_some(claim.cycle_started_at_ms),
+                    replayed_at_ms: claim.replayed_at_ms(),
                     now_unix: started_ms / 1000,
                 };
                 let d = lane.target.deliver(self.client.as_ref(), &ctx).await;

@@ -146,6 +146,15 @@ pub struct Claimed {
     pub event: Arc<StoredEvent>,
 }
 
+impl Claimed {
+    /// When an operator replayed the delivery, if its current cycle began with a replay. Both
+    /// stores start a delivery's first cycle at the time its event was received, and a replay
+    /// starts a new one at the time of the replay.
+    pub fn replayed_at_ms(&self) -> Option<i64> {
+        (self.cycle_started_at_ms != self.event.received_at_ms).then_some(self.cycle_started_at_ms)
+    }
+}
+
 /// What became of one attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttemptResult {

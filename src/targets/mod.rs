@@ -444,14 +444,16 @@ pub struct Targets {
 }
 
 impl Targets {
-    /// Build every target; the first error wins (its path names the target and key).
-    /// Every target is built, so that `hookgate check` reports each one's first mistake.
+    /// Build every target, each error's path naming the target and key. A target stops at its
+    /// first mistake, but every target is built, so that `hookgate check` reports them all.
     pub fn build(cfgs: &BTreeMap<String, TargetConfig>) -> Result<Targets, ConfigErrors> {
         let mut by_name = BTreeMap::new();
         let mut errors = Vec::new();
         for (name, cfg) in cfgs {
             match Target::build(name, cfg) {
-                Ok(t) => drop(by_name.insert(name.clone(), Arc::new(t))),
+                Ok(t) => {
+                    by_name.insert(name.clone(), Arc::new(t));
+                }
                 Err(e) => errors.push(e),
             }
         }

@@ -158,6 +158,9 @@ where
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookgate"))
         .args(args)
         .env_remove("HOOKGATE_CONFIG")
+        // `sign` and `send` read these when no flag is given; a test gives its own.
+        .env_remove("HOOKGATE_SECRET")
+        .env_remove("HOOKGATE_BEARER")
         .env("HOOKGATE_LOG", "warn")
         .kill_on_drop(true)
         .output()

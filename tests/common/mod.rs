@@ -281,7 +281,12 @@ impl Gateway {
 
     /// Post a Databricks body signed with the vectors' secret.
     pub async fn post_databricks(&self, body: &str) -> (u16, Value) {
-        let sig = hookgate::verify::databricks::sign(DATABRICKS_SECRET.as_bytes(), body.as_bytes());
+        self.post_databricks_signed(DATABRICKS_SECRET, body).await
+    }
+
+    /// Post a Databricks body to `/hooks/databricks`, signed with `secret`.
+    pub async fn post_databricks_signed(&self, secret: &str, body: &str) -> (u16, Value) {
+        let sig = hookgate::verify::databricks::sign(secret.as_bytes(), body.as_bytes());
         self.post_raw(
             "POST",
             "/hooks/databricks",
