@@ -25,7 +25,7 @@ use tokio_util::task::TaskTracker;
 use crate::admin::Admin;
 use crate::config::{Config, ConfigError, ConfigErrors, ServerConfig};
 use crate::dispatch::Dispatcher;
-use crate::ingress::{self, Ingress, ServerLimits};
+use crate::ingress::{self, Ingress, ServerLimits, ServerTls};
 use crate::metrics::Metrics;
 use crate::outbox::{Store, StoreError};
 use crate::route::RouteTable;
@@ -50,21 +50,30 @@ pub struct Reloads {
     pub load: Box<dyn Fn() -> Result<Config, String> + Send + Sync>,
 }
 
-/// A value replaced whole by a reload; readers take the current one per request.
+/// A value replaced whole by a reload; readers take the current one per request (or per
+/// connection).
 struct Live<T>(RwLock<Arc<T>>);
 
 impl<T> Live<T> {
-    fn new(value: T) -> Live<T> {
-        Live(RwLock::new(Arc::new(value)))
+    fn new(value: Arc<T>) -> Arc<Live<T>> {
+        Arc::new(Live(RwLock::new(value)))
     }
 
     fn get(&self) -> Arc<T> {
         self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn set(&self, value: T) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(value);
+    fn set(&self, value: Arc<T>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = value;
     }
+}
+
+/// What `routes.toml` describes beyond its own validation, built from a [`Config`].
+pub struct Compiled {
+    pub routes: RouteTable,
+    pub targets: Targets,
+    /// The ingress's TLS, read from the files `server.tls` names.
+    pub tls: Option<ServerTls>,
 }
 
 /// The sections a reload cannot apply in a running process, if they changed.
@@ -106,7 +115,11 @@ pub async fn run_with_reloads(
     if released > 0 {
         tracing::info!(released, "released leases held by a previous run");
     }
-    let (routes, targets) = compile(&config).map_err(ConfigError::from)?;
+    let Compiled {
+        routes,
+        targets,
+        tls,
+    } = compile(&config).map_err(ConfigError::from)?;
     let routes = Arc::new(routes);
     let wake = Arc::new(Notify::new());
     let draining = Arc::new(AtomicBool::new(false));
@@ -134,7 +147,7 @@ pub async fn run_with_reloads(
         wake: wake.clone(),
         targets: config.targets.keys().cloned().collect(),
     };
-    let ingress = Arc::new(Live::new(build_ingress(&config, &config.server, routes)));
+    let ingress = Live::new(Arc::new(build_ingress(&config, &config.server, routes)));
     let limits = ServerLimits {
         max_connections: config.server.max_connections,
         header_read_timeout: config.server.header_read_timeout,
@@ -145,15 +158,23 @@ pub async fn run_with_reloads(
         let ingress = live.get();
         Box::pin(async move { ingress.handle(req).await })
     });
+    let tls = tls.map(Live::new);
+    let tls_source = tls
+        .clone()
+        .map(|live| -> ingress::TlsSource { Arc::new(move || live.get()) });
     let ingress_task = tokio::spawn(ingress::serve(
         ingress_listener,
         ingress_handler,
         limits.clone(),
-        Some(metrics.connections.clone()),
+        Some(ingress::ConnectionMetrics {
+            open: metrics.connections.clone(),
+            tls_handshake_failures: metrics.tls_handshake_failures.clone(),
+        }),
+        tls_source,
         stop_ingress.clone().cancelled_owned(),
     ));
 
-    let admin = Arc::new(Live::new(build_admin(&config)));
+    let admin = Live::new(Arc::new(build_admin(&config)));
     let live = admin.clone();
     let admin_handler: ingress::Handler = Arc::new(move |req| {
         let admin = live.get();
@@ -167,6 +188,7 @@ pub async fn run_with_reloads(
         admin_listener,
         admin_handler,
         admin_limits,
+        None,
         None,
         stop_background.clone().cancelled_owned(),
     ));
@@ -211,10 +233,10 @@ pub async fn run_with_reloads(
         }
         let load = &reloads.as_ref().expect("a reload was asked for").load;
         let compiled = load().and_then(|new| {
-            let (routes, targets) = compile(&new).map_err(|e| e.to_string())?;
-            Ok((new, routes, targets))
+            let compiled = compile(&new).map_err(|e| e.to_string())?;
+            Ok((new, compiled))
         });
-        let (new, routes, targets) = match compiled {
+        let (new, compiled) = match compiled {
             Ok(c) => c,
             Err(errors) => {
                 metrics.config_reloads.with_label_values(&["error"]).inc();
@@ -229,10 +251,21 @@ pub async fn run_with_reloads(
                 "changes to these sections take effect after a restart; the rest is applied now"
             );
         }
-        ingress.set(build_ingress(&new, &running.server, Arc::new(routes)));
-        admin.set(build_admin(&new));
+        ingress.set(Arc::new(build_ingress(
+            &new,
+            &running.server,
+            Arc::new(compiled.routes),
+        )));
+        admin.set(Arc::new(build_admin(&new)));
+        // The same files, read again: a renewed certificate serves new connections from now.
+        // Other paths, or TLS turned on or off, wait for the restart `needs_restart` asked for.
+        if let (Some(live), Some(new_tls)) = (&tls, compiled.tls) {
+            if running.server.tls == new.server.tls {
+                live.set(new_tls);
+            }
+        }
         stop_dispatcher.cancel();
-        stop_dispatcher = start_dispatcher(&targets, &new);
+        stop_dispatcher = start_dispatcher(&compiled.targets, &new);
         metrics.config_reloads.with_label_values(&["ok"]).inc();
         tracing::info!(
             endpoints = new.endpoints.len(),
@@ -264,9 +297,37 @@ pub async fn run_with_reloads(
 }
 
 /// The runtime objects `routes.toml` describes beyond its own validation: the compiled rule
-/// table and the targets with their templates. `hookgate check` runs this too, so whatever
-/// would fail start-up fails the check.
-pub fn compile(config: &Config) -> Result<(RouteTable, Targets), ConfigErrors> {
+/// table, the targets with their templates, and the ingress's TLS from its files. `hookgate
+/// check` runs this too, so whatever would fail start-up fails the check.
+pub fn compile(config: &Config) -> Result<Compiled, ConfigErrors> {
+    let routing = compile_routing(config);
+    let tls = config
+        .server
+        .tls
+        .as_ref()
+        .map(ingress::tls::load)
+        .transpose();
+    match (routing, tls) {
+        (Ok((routes, targets)), Ok(tls)) => Ok(Compiled {
+            routes,
+            targets,
+            tls,
+        }),
+        (routing, tls) => Err(ConfigErrors(
+            routing
+                .err()
+                .map(|e| e.0)
+                .into_iter()
+                .chain(tls.err())
+                .flatten()
+                .collect(),
+        )),
+    }
+}
+
+/// The rule table and the targets alone: what `hookgate explain` needs (it serves nothing, so
+/// the certificate files need not be readable where it runs).
+pub fn compile_routing(config: &Config) -> Result<(RouteTable, Targets), ConfigErrors> {
     let target_names: Vec<&str> = config.targets.keys().map(String::as_str).collect();
     match (
         RouteTable::compile(&config.routes, &target_names).map_err(|e| ConfigErrors(vec![e])),

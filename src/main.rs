@@ -78,7 +78,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = config::load(&args.config.config).with_context(|| {
                 format!("invalid configuration {}", args.config.config.display())
             })?;
-            let (routes, targets) = app::compile(&cfg)?;
+            let (routes, targets) = app::compile_routing(&cfg)?;
             let req = hookgate::cli::explain::RequestFile::read(&args.request)?;
             let now = args.now.unwrap_or_else(|| app::now_ms() / 1000);
             let x = hookgate::cli::explain::explain(&cfg, &routes, &targets, &req, now);

@@ -44,6 +44,7 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
     pub config_reloads: IntCounterVec,
     pub connections: IntGauge,
+    pub tls_handshake_failures: IntCounter,
 }
 
 impl Metrics {
@@ -150,6 +151,11 @@ impl Metrics {
             .unwrap(),
             connections: IntGauge::new("hookgate_open_connections", "Open ingress connections.")
                 .unwrap(),
+            tls_handshake_failures: IntCounter::new(
+                "hookgate_tls_handshake_failures_total",
+                "Ingress connections closed because their TLS handshake failed, stalled or was plain HTTP.",
+            )
+            .unwrap(),
             registry,
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
@@ -169,6 +175,7 @@ impl Metrics {
             Box::new(m.build_info.clone()),
             Box::new(m.config_reloads.clone()),
             Box::new(m.connections.clone()),
+            Box::new(m.tls_handshake_failures.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");

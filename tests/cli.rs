@@ -1,5 +1,5 @@
 //! The README's commands, run as the built binary: `check`, `sign`, `send` (against the real
-//! gateway on 127.0.0.1:0), and a bearer-token endpoint end to end.
+//! gateway on 127.0.0.1:0, in the clear and over HTTPS), and a bearer-token endpoint end to end.
 
 mod common;
 
@@ -75,6 +75,30 @@ kind = "log"
         assert!(stderr.contains(path), "{path} in {stderr}");
     }
     assert!(stderr.contains("2 error(s)"), "{stderr}");
+
+    // The certificate files are read too, as start-up would.
+    write_config(
+        dir.path(),
+        r#"
+[server]
+tls = { cert = "/nonexistent/cert.pem", key = "/nonexistent/key.pem" }
+
+[[endpoints]]
+name = "registry"
+path = "/hooks/registry"
+scheme = "databricks"
+secrets = ["s"]
+"#,
+    );
+    let stderr = check_fails(&bad).await;
+    assert!(
+        stderr.contains("server.tls.cert: cannot be read"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("server.tls.key: cannot be read"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -228,5 +252,50 @@ bearer = "ci-token"
     .await;
     assert_eq!(out.code, 0, "{}", out.stdout);
     assert_eq!(count_rows(&g.db, "events").await, 2);
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn send_reaches_an_https_gateway_that_its_ca_file_vouches_for() {
+    let tls = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    let g = Gateway::start(&format!(
+        "[server.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        tls.join("server.pem").display(),
+        tls.join("server.key").display()
+    ))
+    .await;
+    let url = g.url("/hooks/databricks");
+    assert!(url.starts_with("https://"), "{url}");
+    let send = async |extra: &[&str]| {
+        let mut args = vec![
+            "send",
+            "--url",
+            &url,
+            "--scheme",
+            "databricks",
+            "--secret",
+            DATABRICKS_SECRET,
+            "--event",
+            "MODEL_VERSION_CREATED",
+        ];
+        args.extend_from_slice(extra);
+        hookgate(args).await
+    };
+    let ca = tls.join("ca.pem");
+    let out = send(&["--ca", ca.to_str().unwrap()]).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("HTTP 200"), "{}", out.stdout);
+
+    // Without it the system's roots are asked, which do not know the test CA: an error (2),
+    // not a refusal (1).
+    let out = send(&[]).await;
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(out.stderr.contains("could not reach"), "{}", out.stderr);
+    // A file with no certificate in it is named.
+    let key = tls.join("server.key");
+    let out = send(&["--ca", key.to_str().unwrap()]).await;
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(out.stderr.contains("no PEM certificate"), "{}", out.stderr);
+    assert_eq!(count_rows(&g.db, "events").await, 1);
     g.stop().await;
 }

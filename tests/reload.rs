@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use common::delivery::PATIENCE;
 use common::fake::FakeTarget;
@@ -51,16 +50,11 @@ fn event(version: u32, padding: usize) -> String {
 }
 
 async fn wait_reloads(g: &Gateway, result: &str, n: f64) {
-    let series = format!("hookgate_config_reloads_total{{result=\"{result}\"}}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let got = metric(&g.metrics().await, &series);
-        if got == Some(n) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{series} is {got:?}, not {n}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    g.wait_metric(
+        &format!("hookgate_config_reloads_total{{result=\"{result}\"}}"),
+        n,
+    )
+    .await;
 }
 
 async fn admin_status(g: &Gateway, token: &str, event_id: &str) -> u16 {

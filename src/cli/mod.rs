@@ -103,6 +103,10 @@ pub struct SendArgs {
     /// Also send `Authorization: Bearer <token>`.
     #[arg(long, env = "HOOKGATE_BEARER", hide_env_values = true)]
     pub bearer: Option<String>,
+    /// For an https:// URL: trust only the certificates in this PEM file (a private CA, or the
+    /// gateway's self-signed certificate) instead of the system's.
+    #[arg(long, value_name = "PEM")]
+    pub ca: Option<std::path::PathBuf>,
     /// Print the request instead of sending it.
     #[arg(long)]
     pub dry_run: bool,

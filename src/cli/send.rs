@@ -78,10 +78,19 @@ pub async fn send(args: SendArgs) -> anyhow::Result<bool> {
         println!("{body}");
         return Ok(true);
     }
-    let client = crate::targets::client_builder()
+    let mut client = crate::targets::client_builder()
         .timeout(std::time::Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(ca) = &args.ca {
+        let pem = std::fs::read(ca)
+            .map_err(|e| anyhow::anyhow!("cannot read --ca {}: {e}", ca.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .ok()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| anyhow::anyhow!("--ca {}: no PEM certificate in it", ca.display()))?;
+        client = client.tls_certs_only(certs);
+    }
+    let client = client.build()?;
     let mut req = client
         .post(&args.url)
         .header("Content-Type", "application/json")

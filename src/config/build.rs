@@ -21,7 +21,7 @@ use super::tree::{Node, child_path, index_path};
 use super::{
     AdminConfig, Config, ConfigError, DatabricksJobConfig, EndpointConfig, GithubConfig,
     GitlabConfig, HttpConfig, JenkinsConfig, LogConfig, RetryConfig, RouteConfig, ServerConfig,
-    SlackConfig, StoreConfig, TargetConfig, TargetKind,
+    SlackConfig, StoreConfig, TargetConfig, TargetKind, TlsFiles,
 };
 use crate::secret::Secret;
 
@@ -187,6 +187,10 @@ fn build_server(b: &mut Builder, node: Option<&Node>) -> ServerConfig {
             .public_url
             .map(|u| u.trim().trim_end_matches('/').to_string())
             .filter(|u| !u.is_empty()),
+        tls: raw.tls.map(|t| TlsFiles {
+            cert: t.cert.trim().into(),
+            key: t.key.trim().into(),
+        }),
     };
     if server.max_body == 0 {
         b.error("server.max_body", "must be greater than zero");
@@ -205,6 +209,13 @@ fn build_server(b: &mut Builder, node: Option<&Node>) -> ServerConfig {
     }
     if let Some(url) = &server.public_url {
         check_http_url(b, "server.public_url", url);
+    }
+    if let Some(tls) = &server.tls {
+        for (key, path) in [("cert", &tls.cert), ("key", &tls.key)] {
+            if path.as_os_str().is_empty() {
+                b.error(format!("server.tls.{key}"), "must name a PEM file");
+            }
+        }
     }
     server
 }

@@ -87,6 +87,20 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// The gateway's public base URL, without a trailing `/` (for messages and `explain`).
     pub public_url: Option<String>,
+    /// `server.tls`: the ingress speaks HTTPS with this certificate. The admin listener stays
+    /// plain HTTP (it is never public).
+    pub tls: Option<TlsFiles>,
+}
+
+/// `server.tls = { cert = "...", key = "..." }`: PEM files, relative paths from the working
+/// directory. Only the paths live here; the files are read (and read again on reload) when the
+/// configuration is compiled, see `ingress::tls`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: std::path::PathBuf,
+    /// The private key of the leaf certificate (PKCS#8, PKCS#1 or SEC1).
+    pub key: std::path::PathBuf,
 }
 
 /// `Debug` is written by hand: a `postgres://` URL may carry a password.
@@ -300,6 +314,7 @@ impl Default for ServerConfig {
             body_read_timeout: Duration::from_secs(30),
             max_connections: 1024,
             public_url: None,
+            tls: None,
         }
     }
 }

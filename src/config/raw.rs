@@ -26,6 +26,14 @@ pub(crate) struct RawServer {
     pub body_read_timeout: Option<Dur>,
     pub max_connections: Option<usize>,
     pub public_url: Option<String>,
+    pub tls: Option<RawTls>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTls {
+    pub cert: String,
+    pub key: String,
 }
 
 #[derive(Default, Deserialize)]

@@ -23,8 +23,9 @@ impl Config {
         writeln!(out, "listeners")?;
         writeln!(
             out,
-            "  ingress  {}  (max body {}, max {} connections)",
+            "  ingress  {}  ({}max body {}, max {} connections)",
             s.listen,
+            if s.tls.is_some() { "HTTPS, " } else { "" },
             bytesize::ByteSize(s.max_body),
             s.max_connections
         )?;

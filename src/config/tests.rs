@@ -231,6 +231,49 @@ fn spec_example_missing_secret_names_path_and_variable() {
 }
 
 #[test]
+fn server_tls_names_two_files_and_nothing_else() {
+    let c = ok(
+        &with(
+            MINIMAL,
+            "[server]\ntls = { cert = \"${TLS_DIR}/cert.pem\", key = \" key.pem \" }",
+        ),
+        &[("TLS_DIR", "/etc/hookgate".to_string())],
+    );
+    assert_eq!(
+        c.server.tls,
+        Some(TlsFiles {
+            cert: "/etc/hookgate/cert.pem".into(),
+            key: "key.pem".into(),
+        })
+    );
+    assert!(c.summary().contains("(HTTPS, max body"), "{}", c.summary());
+    assert!(!ok0(MINIMAL).summary().contains("HTTPS"));
+
+    let unknown = error_at0(
+        &with(
+            MINIMAL,
+            "[server]\ntls = { cert = \"c.pem\", key = \"k.pem\", chain = \"x\" }",
+        ),
+        "server.tls.chain",
+    );
+    assert!(unknown.contains("unknown key"), "{unknown}");
+    let missing = error_at0(
+        &with(MINIMAL, "[server]\ntls = { cert = \"c.pem\" }"),
+        "server.tls.key",
+    );
+    assert!(missing.contains("missing"), "{missing}");
+    let empty = error_at(
+        &with(
+            MINIMAL,
+            "[server]\ntls = { cert = \"${NO_CERT:-}\", key = \"k.pem\" }",
+        ),
+        &[],
+        "server.tls.cert",
+    );
+    assert_eq!(empty, "must name a PEM file");
+}
+
+#[test]
 fn every_default() {
     let c = ok0(MINIMAL);
     let s = &c.server;
@@ -245,6 +288,7 @@ fn every_default() {
     assert_eq!(s.body_read_timeout, Duration::from_secs(30));
     assert_eq!(s.max_connections, 1024);
     assert_eq!(s.public_url, None);
+    assert_eq!(s.tls, None);
     assert_eq!(c.store.url, "sqlite://hookgate.db");
     assert_eq!(c.store.retention, Duration::from_secs(7 * 86_400));
     assert!(c.admin.token.is_none());

@@ -1,13 +1,15 @@
 //! Stage 1, ingress: the hyper server senders talk to.
 //!
-//! Accepts connections (bounded by `max_connections`), speaks HTTP/1.1 and h2c, reads each body
-//! once, capped at `max_body` (413 before reading more), under a deadline (408), and hands the
-//! bytes to [`handler`]. A connection that sends nothing, or carries no request, for
+//! Accepts connections (bounded by `max_connections`), speaks HTTP/1.1 and h2 (h2c in the clear,
+//! or over TLS when `server.tls` is set, see [`tls`]), reads each body once, capped at
+//! `max_body` (413 before reading more), under a deadline (408), and hands the bytes to
+//! [`handler`]. A connection that sends nothing, or carries no request, for
 //! `header_read_timeout` is closed, in either protocol, so idle sockets cannot hold every slot.
 //! Shutdown stops accepting, lets in-flight requests finish for `shutdown_grace`, then closes
 //! what is left.
 
 pub mod handler;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,7 +32,9 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use prometheus::IntGauge;
+use prometheus::{IntCounter, IntGauge};
+
+pub use tls::ServerTls;
 
 /// What a listener serves: one request in, one response out. Boxed so the ingress and the admin
 /// listener share one accept loop.
@@ -50,13 +54,25 @@ pub struct ServerLimits {
     pub shutdown_grace: Duration,
 }
 
-/// Serve `handler` on `listener` until `shutdown` resolves, then drain. `connections` counts
-/// open connections when given.
+/// What a listener counts about its connections (the ingress does, the admin listener not).
+#[derive(Clone)]
+pub struct ConnectionMetrics {
+    pub open: IntGauge,
+    pub tls_handshake_failures: IntCounter,
+}
+
+/// The TLS configuration for the next connection. Asked once per connection, so that a reload
+/// that renews the certificate reaches every connection made after it.
+pub type TlsSource = Arc<dyn Fn() -> ServerTls + Send + Sync>;
+
+/// Serve `handler` on `listener` until `shutdown` resolves, then drain. With `tls`, every
+/// connection starts with a TLS handshake.
 pub async fn serve(
     listener: TcpListener,
     handler: Handler,
     limits: ServerLimits,
-    connections: Option<IntGauge>,
+    metrics: Option<ConnectionMetrics>,
+    tls: Option<TlsSource>,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -91,19 +107,20 @@ pub async fn serve(
             _ = shutdown.as_mut() => break,
         };
         let _ = stream.set_nodelay(true);
-        if let Some(g) = &connections {
-            g.inc();
+        if let Some(m) = &metrics {
+            m.open.inc();
         }
-        tracker.spawn(connection(Connection {
-            stream,
+        let c = Connection {
             peer,
             builder: builder.clone(),
             handler: handler.clone(),
             limits: limits.clone(),
             stop: stop.clone(),
-            gauge: connections.clone(),
+            metrics: metrics.clone(),
+            tls: tls.as_ref().map(|source| source()),
             _permit: permit,
-        }));
+        };
+        tracker.spawn(connection(stream, c));
     }
     drop(listener);
     tracing::info!(grace = ?limits.shutdown_grace, "ingress stopped accepting; draining connections");
@@ -119,29 +136,107 @@ pub async fn serve(
 
 /// One accepted connection and what serving it needs.
 struct Connection {
-    stream: TcpStream,
     peer: SocketAddr,
     builder: Arc<auto::Builder<TokioExecutor>>,
     handler: Handler,
     limits: ServerLimits,
     stop: CancellationToken,
-    gauge: Option<IntGauge>,
+    metrics: Option<ConnectionMetrics>,
+    /// The TLS configuration current when the connection was accepted.
+    tls: Option<ServerTls>,
     /// Held until the connection ends: a slot under `max_connections`.
     _permit: OwnedSemaphorePermit,
 }
 
-async fn connection(c: Connection) {
+async fn connection(stream: TcpStream, c: Connection) {
     let idle_timeout = c.limits.header_read_timeout;
     // hyper's header timeout starts with the first byte; a client that connects and sends
-    // nothing would hold its slot for ever. So wait for that first byte here.
+    // nothing would hold its slot for ever. So wait for that first byte here (with TLS, the
+    // first byte of the client's hello).
     let mut first = [0u8; 1];
     let sent = tokio::select! {
-        r = tokio::time::timeout(idle_timeout, c.stream.peek(&mut first)) => matches!(r, Ok(Ok(1..))),
+        r = tokio::time::timeout(idle_timeout, stream.peek(&mut first)) => matches!(r, Ok(Ok(1..))),
         _ = c.stop.cancelled() => false,
     };
-    if sent {
+    if !sent {
+        tracing::debug!(peer = %c.peer, "connection closed: nothing sent within the header timeout");
+    } else if c.tls.is_some() && first[0] != TLS_HANDSHAKE_RECORD {
+        // Most likely a sender configured with http:// for an https:// gateway: tell it so in
+        // HTTP rather than with a TLS alert it would report as a garbled answer.
+        if let Some(m) = &c.metrics {
+            m.tls_handshake_failures.inc();
+        }
+        tracing::debug!(peer = %c.peer, "connection closed: plain HTTP on the HTTPS port");
+        https_required(stream, idle_timeout).await;
+    } else if let Some(tls) = c.tls.clone() {
+        // The handshake gets as long as a request head would: a client that starts one and
+        // stalls holds its slot no longer than one that sends half a head.
+        let accept = tokio_rustls::TlsAcceptor::from(tls).accept(stream);
+        let failed = tokio::select! {
+            r = tokio::time::timeout(idle_timeout, accept) => match r {
+                Ok(Ok(stream)) => {
+                    c.serve(TokioIo::new(stream)).await;
+                    None
+                }
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some("timed out".to_string()),
+            },
+            _ = c.stop.cancelled() => None,
+        };
+        if let Some(reason) = failed {
+            if let Some(m) = &c.metrics {
+                m.tls_handshake_failures.inc();
+            }
+            tracing::debug!(peer = %c.peer, %reason, "connection closed: TLS handshake failed");
+        }
+    } else {
+        c.serve(TokioIo::new(stream)).await;
+    }
+    if let Some(m) = &c.metrics {
+        m.open.dec();
+    }
+}
+
+/// The first byte of every TLS connection: the record type of the client's hello.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Answer a plain HTTP client on the HTTPS port with a 400 that says why, then close. What it
+/// sent is read (up to a bound, for at most `linger`) before closing, so that the kernel does
+/// not reset the connection and drop the answer with it.
+async fn https_required(mut stream: TcpStream, linger: Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BODY: &str = r#"{"status":"error","reason":"https_required"}"#;
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tokio::time::timeout(linger, async {
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        let mut left: usize = 64 * 1024;
+        while left > 0 {
+            match stream.read(&mut sink).await? {
+                0 => break,
+                n => left = left.saturating_sub(n),
+            }
+        }
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
+}
+
+impl Connection {
+    /// Serve HTTP/1.1 or h2 on `io` until the client closes, the connection has been idle for
+    /// the header timeout, or shutdown winds it down.
+    async fn serve<I>(&self, io: TokioIo<I>)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let idle_timeout = self.limits.header_read_timeout;
         let activity = Arc::new(Activity::new());
-        let (h, seen) = (c.handler.clone(), activity.clone());
+        let (h, seen) = (self.handler.clone(), activity.clone());
         let svc = service_fn(move |req| {
             let request = seen.begin();
             let fut = h(req);
@@ -151,47 +246,38 @@ async fn connection(c: Connection) {
                 Ok::<_, std::convert::Infallible>(response)
             }
         });
-        let conn = c
-            .builder
-            .serve_connection(TokioIo::new(c.stream), svc)
-            .into_owned();
+        let conn = self.builder.serve_connection(io, svc).into_owned();
         let mut conn = std::pin::pin!(conn);
         // Why the connection is being wound down, once it is.
         let mut closing = None;
         let result = loop {
             tokio::select! {
                 r = conn.as_mut() => break Ok(r),
-                _ = c.stop.cancelled(), if closing.is_none() => closing = Some(Closing::Shutdown),
+                _ = self.stop.cancelled(), if closing.is_none() => closing = Some(Closing::Shutdown),
                 // hyper closes an idle HTTP/1.1 connection itself (the header timeout runs
                 // between requests), but an h2 connection with no stream open stays up for
                 // as long as the client likes. This closes either.
                 _ = activity.idle_for(idle_timeout), if closing.is_none() => closing = Some(Closing::Idle),
                 // A connection told to wind down for being idle gets as long to finish as a
                 // shutdown would give it (a request may have begun just then).
-                _ = tokio::time::sleep(c.limits.shutdown_grace), if closing == Some(Closing::Idle) => break Err(()),
+                _ = tokio::time::sleep(self.limits.shutdown_grace), if closing == Some(Closing::Idle) => break Err(()),
             }
             if closing.is_some() {
                 // h2: GOAWAY, open streams finish; HTTP/1.1: closed after the current answer.
                 conn.as_mut().graceful_shutdown();
             }
         };
+        let peer = self.peer;
         match result {
-            Ok(Err(e)) => {
-                tracing::debug!(peer = %c.peer, error = %e, "connection ended with an error")
-            }
+            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "connection ended with an error"),
             Ok(Ok(())) => {}
             Err(()) => {
-                tracing::debug!(peer = %c.peer, "idle connection dropped: it did not finish in time")
+                tracing::debug!(%peer, "idle connection dropped: it did not finish in time")
             }
         }
         if closing == Some(Closing::Idle) {
-            tracing::debug!(peer = %c.peer, "connection closed: no request within the idle timeout");
+            tracing::debug!(%peer, "connection closed: no request within the idle timeout");
         }
-    } else {
-        tracing::debug!(peer = %c.peer, "connection closed: nothing sent within the header timeout");
-    }
-    if let Some(g) = c.gauge {
-        g.dec();
     }
 }
 

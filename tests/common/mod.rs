@@ -122,19 +122,35 @@ pub struct Gateway {
     pub admin: SocketAddr,
     pub db: PathBuf,
     pub client: reqwest::Client,
+    /// `https` when the configuration has `server.tls`.
+    pub scheme: &'static str,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
 }
 
 pub fn client() -> reqwest::Client {
+    client_for_test_ca().build().unwrap()
+}
+
+/// The certificate authority that signed `tests/fixtures/tls/*.pem`.
+pub fn test_ca() -> reqwest::Certificate {
+    let pem =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls/ca.pem"))
+            .unwrap();
+    reqwest::Certificate::from_pem(&pem).unwrap()
+}
+
+/// The test client's settings; it trusts only [`test_ca`] and records what each TLS
+/// connection presented (`reqwest::tls::TlsInfo` in a response's extensions).
+pub fn client_for_test_ca() -> reqwest::ClientBuilder {
     hookgate::targets::client_builder()
+        .tls_certs_only([test_ca()])
+        .tls_info(true)
         .timeout(Duration::from_secs(20))
         // Shorter than the test servers' 2 s header timeout: a pooled connection is never
         // reused just as the server closes it.
         .pool_idle_timeout(Duration::from_secs(1))
-        .build()
-        .unwrap()
 }
 
 impl Gateway {
@@ -186,6 +202,11 @@ impl Gateway {
         db: PathBuf,
         reloads: Option<hookgate::app::Reloads>,
     ) -> Gateway {
+        let scheme = if cfg.server.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let ingress = TcpListener::bind(cfg.server.listen).await.unwrap();
         let admin = TcpListener::bind(cfg.server.admin_listen).await.unwrap();
         let addr = ingress.local_addr().unwrap();
@@ -209,6 +230,7 @@ impl Gateway {
             admin: admin_addr,
             db,
             client: client(),
+            scheme,
             stop: Some(stop),
             task: Some(task),
             _dir: None,
@@ -235,7 +257,7 @@ impl Gateway {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("{}://{}{}", self.scheme, self.addr, path)
     }
 
     pub fn admin_url(&self, path: &str) -> String {
@@ -308,6 +330,22 @@ impl Gateway {
             .text()
             .await
             .unwrap()
+    }
+
+    /// Wait (up to 10 s) until the metric sample `series` reads `want`.
+    pub async fn wait_metric(&self, series: &str, want: f64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = metric(&self.metrics().await, series);
+            if got == Some(want) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{series} is {got:?}, not {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub async fn admin_get(&self, path: &str) -> (u16, Value) {

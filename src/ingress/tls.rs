@@ -1,0 +1,159 @@
+//! HTTPS on the ingress: the certificate chain and key that `server.tls` names.
+//!
+//! The files are read when the configuration is compiled: at start, by `hookgate check`, and on
+//! every reload, so a renewed certificate is served to new connections without a restart (and a
+//! half-written one is refused like any other mistake in the configuration). ALPN offers h2 and
+//! HTTP/1.1, the two protocols the ingress speaks.
+//!
+//! Error messages name the key and what is wrong, never the file's content: a line of a key file
+//! is key material.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::{ConfigError, TlsFiles};
+
+/// The server side of TLS, as handed to each new connection.
+pub type ServerTls = Arc<rustls::ServerConfig>;
+
+/// Read and check the files, and build the TLS configuration the ingress serves.
+pub fn load(files: &TlsFiles) -> Result<ServerTls, Vec<ConfigError>> {
+    let certs = read_certs(&files.cert);
+    let key = read_key(&files.key);
+    let (certs, key) = match (certs, key) {
+        (Ok(c), Ok(k)) => (c, k),
+        (c, k) => return Err([c.err(), k.err()].into_iter().flatten().collect()),
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| vec![error("tls", format!("no usable TLS versions: {e}"))])?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| vec![key_error(e)])?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+fn error(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        path: format!("server.{key}"),
+        message: message.into(),
+    }
+}
+
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| error("tls.cert", pem_problem(e, "certificate")))?;
+    if certs.is_empty() {
+        return Err(error("tls.cert", "the file holds no PEM certificate"));
+    }
+    Ok(certs)
+}
+
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, ConfigError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| error("tls.key", pem_problem(e, "private key")))
+}
+
+/// What went wrong reading a PEM file, without quoting it.
+fn pem_problem(e: pem::Error, what: &str) -> String {
+    match e {
+        pem::Error::Io(e) => format!("cannot be read: {e}"),
+        pem::Error::NoItemsFound => format!("the file holds no PEM {what}"),
+        _ => format!("the file is not valid PEM (expected a {what})"),
+    }
+}
+
+/// rustls's reasons a certificate and key were refused, in the terms of the file.
+fn key_error(e: rustls::Error) -> ConfigError {
+    match e {
+        rustls::Error::InconsistentKeys(_) => error(
+            "tls.key",
+            "does not belong to the first certificate in server.tls.cert",
+        ),
+        rustls::Error::General(_) => error(
+            "tls.key",
+            "unsupported private key (expected RSA, ECDSA P-256/P-384 or Ed25519)",
+        ),
+        _ => error(
+            "tls.cert",
+            "the certificate chain and key cannot be used together",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tls")
+            .join(name)
+    }
+
+    fn files(cert: &str, key: &str) -> TlsFiles {
+        TlsFiles {
+            cert: fixture(cert),
+            key: fixture(key),
+        }
+    }
+
+    fn errors(files: &TlsFiles) -> Vec<String> {
+        load(files)
+            .expect_err("refused")
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn a_matching_chain_and_key_load_with_both_protocols_offered() {
+        let tls = load(&files("server.pem", "server.key")).expect("loads");
+        assert_eq!(tls.alpn_protocols, [b"h2".to_vec(), b"http/1.1".to_vec()]);
+    }
+
+    #[test]
+    fn every_problem_names_its_key_and_never_the_content() {
+        let missing = errors(&files("no-such.pem", "no-such.key"));
+        assert_eq!(missing.len(), 2, "{missing:?}");
+        assert!(missing[0].starts_with("server.tls.cert: cannot be read"));
+        assert!(missing[1].starts_with("server.tls.key: cannot be read"));
+
+        // A key file given as the certificate, and the other way round.
+        let swapped = errors(&files("server.key", "server.pem"));
+        assert_eq!(
+            swapped,
+            [
+                "server.tls.cert: the file holds no PEM certificate",
+                "server.tls.key: the file holds no PEM private key",
+            ]
+        );
+
+        let foreign = errors(&files("server.pem", "other.key"));
+        assert_eq!(
+            foreign,
+            ["server.tls.key: does not belong to the first certificate in server.tls.cert"]
+        );
+
+        let key = std::fs::read_to_string(fixture("server.key")).unwrap();
+        let secret_line = key.lines().nth(1).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let broken = dir.path().join("broken.key");
+        std::fs::write(&broken, key.replace("-----END", "-----BEGIN")).unwrap();
+        let broken = TlsFiles {
+            cert: fixture("server.pem"),
+            key: broken,
+        };
+        let got = errors(&broken);
+        assert_eq!(
+            got,
+            ["server.tls.key: the file is not valid PEM (expected a private key)"]
+        );
+        assert!(!got[0].contains(secret_line));
+    }
+}
