@@ -14,6 +14,9 @@ Phases:
            server acting as a target that answers 200 at once: deliveries per second.
   latency  ~100 events/s (wrk -c1 with a 10 ms pause) relayed to that target: ingress-to-
            delivery time from hookgate_event_to_delivery_seconds.
+  tls      (only when asked for: --phases tls) hookgate in the clear and with server.tls (the
+           test certificate in tests/fixtures/tls), interleaved, wrk -c32 over keep-alive
+           connections: what HTTPS costs per request once the connections are open.
 """
 import argparse, os, re, shutil, signal, statistics, subprocess, sys, tempfile, threading, time, urllib.request
 
@@ -97,10 +100,17 @@ class Server:
         return self.proc.pid
 
 
-def gateway_config(dir_, port, admin_port, target_url=None, max_attempts=12, concurrency=64):
+def gateway_config(dir_, port, admin_port, target_url=None, max_attempts=12, concurrency=64, tls=False):
     routes = ""
+    if tls:
+        fixtures = os.path.join(ROOT, "tests", "fixtures", "tls")
+        routes += f"""
+[server.tls]
+cert = "{fixtures}/server.pem"
+key = "{fixtures}/server.key"
+"""
     if target_url:
-        routes = f"""
+        routes += f"""
 [targets.sink]
 kind = "http"
 url = "{target_url}"
@@ -139,6 +149,7 @@ def gateway(dir_, **kw):
     s = Server("hookgate", [BINARY, "serve", "--config", cfg], port,
                "/hooks/databricks", env={"HOOKGATE_LOG": "warn"})
     s.admin = admin
+    s.scheme = "https" if kw.get("tls") else "http"
     return s
 
 
@@ -157,7 +168,7 @@ def wrk(server, conns, duration, reqs, extra_env=None):
     t = threading.Thread(target=sample)
     t.start()
     out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--timeout", "10s",
-                          "-s", os.path.join(BENCH, "unique_post.lua"), f"http://127.0.0.1:{server.port}"],
+                          "-s", os.path.join(BENCH, "unique_post.lua"), f"{getattr(server, 'scheme', 'http')}://127.0.0.1:{server.port}"],
                          env=env, capture_output=True, text=True, check=True).stdout
     stop.set()
     t.join()
@@ -245,6 +256,30 @@ def ingest_phase(args, reqs, ceiling):
     return results, idle
 
 
+def tls_phase(args, reqs):
+    rows = {False: [], True: []}
+    for rep in range(args.reps):
+        for tls in (False, True):
+            d = tempfile.mkdtemp(prefix="hookgate-bench-")
+            g = gateway(d, tls=tls)
+            g.start()
+            time.sleep(1)
+            r = wrk(g, 32, args.duration, reqs)
+            g.stop()
+            shutil.rmtree(d, ignore_errors=True)
+            rows[tls].append(r)
+            print(f"  rep {rep + 1} {'TLS  ' if tls else 'clear'} {r['rps']:>9,.0f} req/s  p50 {r['p50_ms']:.2f} ms  "
+                  f"p99 {r['p99_ms']:.2f} ms  cpu {r['cpu_us_per_req']:.1f} µs/req  rss {r['rss_kb_end'] / 1024:.1f} MB  "
+                  f"non2xx {r['non2xx']}", flush=True)
+    print("\n## HTTPS on the ingress (c32, median [min–max])\n")
+    print("| hookgate | req/s | p50 / p99 ms | server CPU µs/req | RSS end of run |")
+    print("|---|---|---|---|---|")
+    for tls in (False, True):
+        a = rows[tls]
+        print(f"| {'server.tls (TLS 1.3)' if tls else 'in the clear'} | {fmt(a, 'rps')} | {med(a, 'p50_ms')[0]:.2f} / "
+              f"{med(a, 'p99_ms')[0]:.2f} | {fmt(a, 'cpu_us_per_req', 1)} | {med(a, 'rss_kb_end')[0] / 1024:.1f} MB |")
+
+
 def relay_phase(args, reqs, ceiling_bin):
     """A backlog of dead deliveries replayed at once to a target that answers 200 at once."""
     out = []
@@ -324,7 +359,7 @@ def main():
     ap.add_argument("--requests", type=int, default=400_000)
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--binary", help="the hookgate binary to measure (default: the release build; implies --skip-build)")
-    ap.add_argument("--phases", default="ingest,relay,latency", help="comma-separated subset of ingest,relay,latency")
+    ap.add_argument("--phases", default="ingest,relay,latency", help="comma-separated subset of ingest,relay,latency,tls")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is required: apt-get install wrk")
@@ -353,6 +388,9 @@ def main():
         if "latency" in phases:
             print("latency:", flush=True)
             lat = latency_phase(args, reqs, sink_bin)
+        if "tls" in phases:
+            print(f"tls: {args.reps} reps x (clear, TLS) x c32 x {args.duration} s, interleaved", flush=True)
+            tls_phase(args, reqs)
     finally:
         ceiling.stop()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -6,7 +6,8 @@
 //! started with; the dispatcher of the old targets stops claiming and finishes its attempts while
 //! the new one starts (leases keep the two from taking the same delivery). `[server]` and
 //! `[store]` (listeners, limits, the store) stay as they started: a change there is logged as
-//! needing a restart.
+//! needing a restart. The one exception is the content of the `server.tls` files: read again
+//! from the same paths, a renewed certificate serves the connections accepted after it.
 //!
 //! Shutdown order: `/readyz` turns 503; the ingress stops accepting and drains in-flight requests
 //! (each either committed and answered, or not answered at all); background workers stop; the
