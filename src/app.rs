@@ -26,7 +26,8 @@ use tokio_util::task::TaskTracker;
 use crate::admin::Admin;
 use crate::config::{Config, ConfigError, ConfigErrors, ServerConfig};
 use crate::dispatch::Dispatcher;
-use crate::ingress::{self, Ingress, ServerLimits, ServerTls};
+use crate::ingress::tls::{LoadedTls, expiry_warning};
+use crate::ingress::{self, Ingress, ServerLimits};
 use crate::metrics::Metrics;
 use crate::outbox::{Store, StoreError};
 use crate::route::RouteTable;
@@ -74,7 +75,7 @@ pub struct Compiled {
     pub routes: RouteTable,
     pub targets: Targets,
     /// The ingress's TLS, read from the files `server.tls` names.
-    pub tls: Option<ServerTls>,
+    pub tls: Option<LoadedTls>,
 }
 
 /// The sections a reload cannot apply in a running process, if they changed.
@@ -159,7 +160,10 @@ pub async fn run_with_reloads(
         let ingress = live.get();
         Box::pin(async move { ingress.handle(req).await })
     });
-    let tls = tls.map(Live::new);
+    if let Some(t) = &tls {
+        note_expiry(&metrics, t);
+    }
+    let tls = tls.map(|t| Live::new(t.config));
     let tls_source = tls
         .clone()
         .map(|live| -> ingress::TlsSource { Arc::new(move || live.get()) });
@@ -262,7 +266,8 @@ pub async fn run_with_reloads(
         // Other paths, or TLS turned on or off, wait for the restart `needs_restart` asked for.
         if let (Some(live), Some(new_tls)) = (&tls, compiled.tls) {
             if running.server.tls == new.server.tls {
-                live.set(new_tls);
+                note_expiry(&metrics, &new_tls);
+                live.set(new_tls.config);
             }
         }
         stop_dispatcher.cancel();
@@ -342,6 +347,31 @@ pub fn compile_routing(config: &Config) -> Result<(RouteTable, Targets), ConfigE
                 .flat_map(|e| e.0)
                 .collect(),
         )),
+    }
+}
+
+/// Publish when the certificates now served expire, and warn if that is close or past.
+fn note_expiry(metrics: &Metrics, tls: &LoadedTls) {
+    let gauge = metrics
+        .tls_certificate_expiry
+        .with_label_values::<&str>(&[]);
+    match tls.expires_at {
+        Some(at) => {
+            gauge.set(at);
+            if let Some(warning) = expiry_warning(at, now_ms() / 1000) {
+                tracing::warn!("{warning}");
+            }
+        }
+        None => {
+            // A stale value would say "fine" about a certificate it knows nothing of.
+            let _ = metrics
+                .tls_certificate_expiry
+                .remove_label_values::<&str>(&[]);
+            tracing::warn!(
+                "the validity of the server.tls certificates could not be read; \
+                 hookgate_tls_certificate_expiry_timestamp_seconds is not set"
+            );
+        }
     }
 }
 

@@ -45,6 +45,8 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     pub connections: IntGauge,
     pub tls_handshake_failures: IntCounter,
+    /// No labels; a series only while `server.tls` is served (0 would read as long expired).
+    pub tls_certificate_expiry: IntGaugeVec,
 }
 
 impl Metrics {
@@ -151,6 +153,14 @@ impl Metrics {
             .unwrap(),
             connections: IntGauge::new("hookgate_open_connections", "Open ingress connections.")
                 .unwrap(),
+            tls_certificate_expiry: IntGaugeVec::new(
+                Opts::new(
+                    "hookgate_tls_certificate_expiry_timestamp_seconds",
+                    "When the first certificate of the served server.tls chain to expire does (Unix time).",
+                ),
+                &[],
+            )
+            .unwrap(),
             tls_handshake_failures: IntCounter::new(
                 "hookgate_tls_handshake_failures_total",
                 "Ingress connections closed because their TLS handshake failed, stalled or was plain HTTP.",
@@ -176,6 +186,7 @@ impl Metrics {
             Box::new(m.config_reloads.clone()),
             Box::new(m.connections.clone()),
             Box::new(m.tls_handshake_failures.clone()),
+            Box::new(m.tls_certificate_expiry.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");

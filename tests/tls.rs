@@ -11,6 +11,11 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// When the fixtures' leaf certificates expire (`openssl x509 -noout -enddate`).
+const SERVER_NOT_AFTER: f64 = 4_949_802_060.0;
+const RENEWED_NOT_AFTER: f64 = 4_958_442_060.0;
+const EXPIRY: &str = "hookgate_tls_certificate_expiry_timestamp_seconds";
+
 fn tls_fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/tls")
@@ -91,6 +96,7 @@ async fn https_ingress_speaks_h2_and_http1_and_the_admin_listener_stays_plain() 
 
     // `metrics()` reads the admin listener over plain HTTP.
     assert_eq!(handshake_failures(&g).await, 0.0);
+    assert_eq!(metric(&g.metrics().await, EXPIRY), Some(SERVER_NOT_AFTER));
     // A client that does not trust the certificate gets no answer, and nothing is stored.
     let untrusting = hookgate::targets::client_builder().build().unwrap();
     let sig = hookgate::verify::databricks::sign(DATABRICKS_SECRET.as_bytes(), event(3).as_bytes());
@@ -169,6 +175,7 @@ async fn a_reload_serves_renewed_certificate_files_to_new_connections() {
         .await;
     let (_, presented) = post_fresh(&g, client_for_test_ca(), &event(2)).await;
     assert_eq!(presented, leaf(&tls_fixture("renewed.pem")));
+    assert_eq!(metric(&g.metrics().await, EXPIRY), Some(RENEWED_NOT_AFTER));
 
     // A key that does not belong to the certificate: the reload is refused, the renewed pair
     // stays in service.
@@ -178,6 +185,19 @@ async fn a_reload_serves_renewed_certificate_files_to_new_connections() {
         .await;
     let (_, presented) = post_fresh(&g, client_for_test_ca(), &event(3)).await;
     assert_eq!(presented, leaf(&tls_fixture("renewed.pem")));
+    assert_eq!(metric(&g.metrics().await, EXPIRY), Some(RENEWED_NOT_AFTER));
     assert_eq!(count_rows(&g.db, "events").await, 3);
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn without_tls_there_is_no_expiry_series_to_alert_on() {
+    let g = Gateway::start("").await;
+    let text = g.metrics().await;
+    assert!(
+        text.contains("hookgate_tls_handshake_failures_total 0"),
+        "{text}"
+    );
+    assert_eq!(metric(&text, EXPIRY), None);
     g.stop().await;
 }

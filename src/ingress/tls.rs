@@ -7,6 +7,9 @@
 //!
 //! Error messages name the key and what is wrong, never the file's content: a line of a key file
 //! is key material.
+//!
+//! When the chain stops being valid is read too, for the expiry gauge and a warning at start and
+//! reload: a certificate that expires is the usual way an HTTPS receiver goes dark.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,14 +22,27 @@ use crate::config::{ConfigError, TlsFiles};
 /// The server side of TLS, as handed to each new connection.
 pub type ServerTls = Arc<rustls::ServerConfig>;
 
+/// Warn this long before the chain expires.
+pub const EXPIRY_WARNING_SECS: i64 = 14 * 86_400;
+
+/// `server.tls`, loaded.
+#[derive(Debug, Clone)]
+pub struct LoadedTls {
+    pub config: ServerTls,
+    /// When the first certificate of the chain to expire does, in Unix seconds; `None` if no
+    /// certificate's validity could be read (the chain is served all the same: clients judge).
+    pub expires_at: Option<i64>,
+}
+
 /// Read and check the files, and build the TLS configuration the ingress serves.
-pub fn load(files: &TlsFiles) -> Result<ServerTls, Vec<ConfigError>> {
+pub fn load(files: &TlsFiles) -> Result<LoadedTls, Vec<ConfigError>> {
     let certs = read_certs(&files.cert);
     let key = read_key(&files.key);
     let (certs, key) = match (certs, key) {
         (Ok(c), Ok(k)) => (c, k),
         (c, k) => return Err([c.err(), k.err()].into_iter().flatten().collect()),
     };
+    let expires_at = certs.iter().filter_map(|c| not_after(c)).min();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -35,7 +51,42 @@ pub fn load(files: &TlsFiles) -> Result<ServerTls, Vec<ConfigError>> {
         .with_single_cert(certs, key)
         .map_err(|e| vec![key_error(e)])?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok(LoadedTls {
+        config: Arc::new(config),
+        expires_at,
+    })
+}
+
+/// A certificate's `notAfter`, in Unix seconds.
+fn not_after(cert: &CertificateDer<'_>) -> Option<i64> {
+    use x509_cert::der::Decode;
+    let cert = x509_cert::Certificate::from_der(cert).ok()?;
+    i64::try_from(
+        cert.tbs_certificate
+            .validity
+            .not_after
+            .to_unix_duration()
+            .as_secs(),
+    )
+    .ok()
+}
+
+/// What to warn about a chain that expires at `expires_at`, seen at `now` (Unix seconds).
+pub fn expiry_warning(expires_at: i64, now: i64) -> Option<String> {
+    let left = expires_at - now;
+    if left <= 0 {
+        Some(format!(
+            "the server.tls certificate expired {} ago; clients that verify it refuse to connect",
+            humantime::format_duration(std::time::Duration::from_secs(left.unsigned_abs()))
+        ))
+    } else if left < EXPIRY_WARNING_SECS {
+        Some(format!(
+            "the server.tls certificate expires in {}; renew it and reload",
+            humantime::format_duration(std::time::Duration::from_secs(left as u64))
+        ))
+    } else {
+        None
+    }
 }
 
 fn error(key: &str, message: impl Into<String>) -> ConfigError {
@@ -111,10 +162,36 @@ mod tests {
             .collect()
     }
 
+    /// `server.pem`'s leaf expires on 2126-11-08 09:01:00 UTC (`openssl x509 -noout -enddate`);
+    /// the test CA after it, so the leaf is the chain's first to expire.
+    const SERVER_NOT_AFTER: i64 = 4_949_802_060;
+
     #[test]
     fn a_matching_chain_and_key_load_with_both_protocols_offered() {
         let tls = load(&files("server.pem", "server.key")).expect("loads");
-        assert_eq!(tls.alpn_protocols, [b"h2".to_vec(), b"http/1.1".to_vec()]);
+        assert_eq!(
+            tls.config.alpn_protocols,
+            [b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
+        assert_eq!(tls.expires_at, Some(SERVER_NOT_AFTER));
+    }
+
+    #[test]
+    fn expiry_is_warned_about_two_weeks_ahead_and_after() {
+        let day = 86_400;
+        let at = 2_000_000_000;
+        assert_eq!(expiry_warning(at, at - 15 * day), None);
+        let soon = expiry_warning(at, at - 3 * day).unwrap();
+        assert_eq!(
+            soon,
+            "the server.tls certificate expires in 3days; renew it and reload"
+        );
+        let gone = expiry_warning(at, at + 2 * 3600).unwrap();
+        assert!(
+            gone.starts_with("the server.tls certificate expired 2h ago"),
+            "{gone}"
+        );
+        assert!(expiry_warning(at, at).unwrap().contains("expired"));
     }
 
     #[test]
