@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::Admin;
-use crate::config::{Config, ConfigError, ConfigErrors, ServerConfig};
+use crate::config::{Config, ConfigError, ConfigErrors, ServerConfig, TlsFiles};
 use crate::dispatch::Dispatcher;
 use crate::ingress::tls::{LoadedTls, expiry_warning};
 use crate::ingress::{self, Ingress, ServerLimits};
@@ -160,13 +160,27 @@ pub async fn run_with_reloads(
         let ingress = live.get();
         Box::pin(async move { ingress.handle(req).await })
     });
-    if let Some(t) = &tls {
-        note_expiry(&metrics, t);
-    }
-    let tls = tls.map(|t| Live::new(t.config));
-    let tls_source = tls
-        .clone()
-        .map(|live| -> ingress::TlsSource { Arc::new(move || live.get()) });
+    let mut tls = tls.zip(config.server.tls.clone()).map(|(loaded, files)| {
+        note_expiry(&metrics, &loaded);
+        ServedTls {
+            live: Live::new(loaded.config),
+            digest: loaded.digest,
+            files,
+        }
+    });
+    let tls_source = tls.as_ref().map(|t| -> ingress::TlsSource {
+        let live = t.live.clone();
+        Arc::new(move || live.get())
+    });
+    let mut tls_watch = tls
+        .as_ref()
+        .map(|t| t.files.watch)
+        .filter(|every| !every.is_zero())
+        .map(|every| {
+            let mut i = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
     let ingress_task = tokio::spawn(ingress::serve(
         ingress_listener,
         ingress_handler,
@@ -235,6 +249,12 @@ pub async fn run_with_reloads(
         tokio::select! {
             _ = &mut shutdown => break,
             () = next_reload(&mut reloads) => {}
+            () = next_tick(&mut tls_watch) => {
+                if let Some(t) = &mut tls {
+                    t.reread_if_changed(&metrics).await;
+                }
+                continue;
+            }
         }
         let load = &reloads.as_ref().expect("a reload was asked for").load;
         let compiled = load().and_then(|new| {
@@ -264,10 +284,9 @@ pub async fn run_with_reloads(
         admin.set(Arc::new(build_admin(&new)));
         // The same files, read again: a renewed certificate serves new connections from now.
         // Other paths, or TLS turned on or off, wait for the restart `needs_restart` asked for.
-        if let (Some(live), Some(new_tls)) = (&tls, compiled.tls) {
+        if let (Some(served), Some(new_tls)) = (&mut tls, compiled.tls) {
             if running.server.tls == new.server.tls {
-                note_expiry(&metrics, &new_tls);
-                live.set(new_tls.config);
+                served.serve(new_tls, &metrics);
             }
         }
         stop_dispatcher.cancel();
@@ -347,6 +366,57 @@ pub fn compile_routing(config: &Config) -> Result<(RouteTable, Targets), ConfigE
                 .flat_map(|e| e.0)
                 .collect(),
         )),
+    }
+}
+
+/// The ingress's TLS while the gateway runs: what new connections get, and from which content of
+/// the files it was loaded.
+struct ServedTls {
+    live: Arc<Live<rustls::ServerConfig>>,
+    files: TlsFiles,
+    digest: [u8; 32],
+}
+
+impl ServedTls {
+    /// Serve `loaded` to the connections accepted from now on.
+    fn serve(&mut self, loaded: LoadedTls, metrics: &Metrics) {
+        note_expiry(metrics, &loaded);
+        self.digest = loaded.digest;
+        self.live.set(loaded.config);
+    }
+
+    /// Read the files again; if what they hold changed and loads, serve it. A pair that does
+    /// not load (a renewal half written) is logged and the running one stays; the next look
+    /// tries again.
+    async fn reread_if_changed(&mut self, metrics: &Metrics) {
+        let (files, served) = (self.files.clone(), self.digest);
+        let reread = tokio::task::spawn_blocking(move || match ingress::tls::digest(&files) {
+            Ok(now) if now == served => None,
+            _ => Some(ingress::tls::load(&files)),
+        })
+        .await;
+        match reread {
+            Ok(None) => {}
+            Ok(Some(Ok(loaded))) => {
+                self.serve(loaded, metrics);
+                tracing::info!("server.tls files changed: new connections get the new certificate");
+            }
+            Ok(Some(Err(errors))) => tracing::warn!(
+                errors = %ConfigErrors(errors),
+                "server.tls files changed but do not load; still serving the previous certificate"
+            ),
+            Err(e) => tracing::warn!(error = %e, "reading the server.tls files failed"),
+        }
+    }
+}
+
+/// Resolves at the next tick; never without an interval.
+async fn next_tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

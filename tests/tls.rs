@@ -191,6 +191,45 @@ async fn a_reload_serves_renewed_certificate_files_to_new_connections() {
 }
 
 #[tokio::test]
+async fn renewed_files_are_served_without_a_reload_once_they_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::copy(tls_fixture("server.pem"), &cert).unwrap();
+    std::fs::copy(tls_fixture("server.key"), &key).unwrap();
+    let g = Gateway::start(&format!("{}watch = \"100ms\"\n", tls_section(&cert, &key))).await;
+    let sent = std::cell::Cell::new(0);
+    let presented = async || {
+        sent.set(sent.get() + 1);
+        post_fresh(&g, client_for_test_ca(), &event(sent.get()))
+            .await
+            .1
+    };
+    assert_eq!(presented().await, leaf(&tls_fixture("server.pem")));
+
+    // A renewal half done: the new certificate with the old key. It does not load, so the
+    // running pair stays (ten looks at the files later).
+    std::fs::copy(tls_fixture("renewed.pem"), &cert).unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(presented().await, leaf(&tls_fixture("server.pem")));
+    assert_eq!(metric(&g.metrics().await, EXPIRY), Some(SERVER_NOT_AFTER));
+
+    // Done: served from the next look on, with no signal.
+    std::fs::copy(tls_fixture("renewed.key"), &key).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while presented().await != leaf(&tls_fixture("renewed.pem")) {
+        assert!(
+            Instant::now() < deadline,
+            "the renewed pair was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(metric(&g.metrics().await, EXPIRY), Some(RENEWED_NOT_AFTER));
+    g.wait_metric("hookgate_config_reloads_total{result=\"ok\"}", 0.0)
+        .await;
+    g.stop().await;
+}
+
+#[tokio::test]
 async fn without_tls_there_is_no_expiry_series_to_alert_on() {
     let g = Gateway::start("").await;
     let text = g.metrics().await;

@@ -190,6 +190,7 @@ fn build_server(b: &mut Builder, node: Option<&Node>) -> ServerConfig {
         tls: raw.tls.map(|t| TlsFiles {
             cert: t.cert.trim().into(),
             key: t.key.trim().into(),
+            watch: t.watch.map_or(Duration::from_secs(60), |x| x.0),
         }),
     };
     if server.max_body == 0 {

@@ -101,6 +101,9 @@ pub struct TlsFiles {
     pub cert: std::path::PathBuf,
     /// The private key of the leaf certificate (PKCS#8, PKCS#1 or SEC1).
     pub key: std::path::PathBuf,
+    /// How often the running gateway reads the files again to pick up a renewal (default 1
+    /// minute); zero: only at start and on reload.
+    pub watch: Duration,
 }
 
 /// `Debug` is written by hand: a `postgres://` URL may carry a password.

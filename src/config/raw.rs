@@ -34,6 +34,7 @@ pub(crate) struct RawServer {
 pub(crate) struct RawTls {
     pub cert: String,
     pub key: String,
+    pub watch: Option<Dur>,
 }
 
 #[derive(Default, Deserialize)]

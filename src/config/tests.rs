@@ -244,8 +244,14 @@ fn server_tls_names_two_files_and_nothing_else() {
         Some(TlsFiles {
             cert: "/etc/hookgate/cert.pem".into(),
             key: "key.pem".into(),
+            watch: Duration::from_secs(60),
         })
     );
+    let off = ok0(&with(
+        MINIMAL,
+        "[server]\ntls = { cert = \"c.pem\", key = \"k.pem\", watch = \"0s\" }",
+    ));
+    assert_eq!(off.server.tls.unwrap().watch, Duration::ZERO);
     assert!(c.summary().contains("(HTTPS, max body"), "{}", c.summary());
     assert!(!ok0(MINIMAL).summary().contains("HTTPS"));
 

@@ -2,8 +2,11 @@
 //!
 //! The files are read when the configuration is compiled: at start, by `hookgate check`, and on
 //! every reload, so a renewed certificate is served to new connections without a restart (and a
-//! half-written one is refused like any other mistake in the configuration). ALPN offers h2 and
-//! HTTP/1.1, the two protocols the ingress speaks.
+//! half-written one is refused like any other mistake in the configuration). The running gateway
+//! also reads them again every `server.tls.watch` and serves a new pair when their content
+//! changed ([`digest`]), so a renewal that nobody signals (a Kubernetes secret updated under a
+//! running pod) is picked up too. ALPN offers h2 and HTTP/1.1, the two protocols the ingress
+//! speaks.
 //!
 //! Error messages name the key and what is wrong, never the file's content: a line of a key file
 //! is key material.
@@ -26,18 +29,34 @@ pub type ServerTls = Arc<rustls::ServerConfig>;
 pub const EXPIRY_WARNING_SECS: i64 = 14 * 86_400;
 
 /// `server.tls`, loaded.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LoadedTls {
     pub config: ServerTls,
     /// When the first certificate of the chain to expire does, in Unix seconds; `None` if no
     /// certificate's validity could be read (the chain is served all the same: clients judge).
     pub expires_at: Option<i64>,
+    /// What the two files held, as [`digest`] sums it up.
+    pub digest: [u8; 32],
+}
+
+/// By hand: the configuration holds the private key.
+impl std::fmt::Debug for LoadedTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedTls")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Read and check the files, and build the TLS configuration the ingress serves.
 pub fn load(files: &TlsFiles) -> Result<LoadedTls, Vec<ConfigError>> {
-    let certs = read_certs(&files.cert);
-    let key = read_key(&files.key);
+    let (cert_pem, key_pem) = read(files);
+    let digest = match (&cert_pem, &key_pem) {
+        (Ok(c), Ok(k)) => sum(c, k),
+        _ => [0; 32],
+    };
+    let certs = cert_pem.and_then(|pem| parse_certs(&pem));
+    let key = key_pem.and_then(|pem| parse_key(&pem));
     let (certs, key) = match (certs, key) {
         (Ok(c), Ok(k)) => (c, k),
         (c, k) => return Err([c.err(), k.err()].into_iter().flatten().collect()),
@@ -54,7 +73,35 @@ pub fn load(files: &TlsFiles) -> Result<LoadedTls, Vec<ConfigError>> {
     Ok(LoadedTls {
         config: Arc::new(config),
         expires_at,
+        digest,
     })
+}
+
+/// A digest of what the two files hold now: equal to a [`LoadedTls`]'s `digest` when neither
+/// changed since it was loaded. Key material goes in, only a SHA-256 comes out.
+pub fn digest(files: &TlsFiles) -> std::io::Result<[u8; 32]> {
+    Ok(sum(
+        &std::fs::read(&files.cert)?,
+        &std::fs::read(&files.key)?,
+    ))
+}
+
+fn sum(cert: &[u8], key: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    // Length first: the boundary between the files is part of what is summed.
+    h.update((cert.len() as u64).to_be_bytes());
+    h.update(cert);
+    h.update(key);
+    h.finalize().into()
+}
+
+/// The two files' bytes, each with the error that names its key.
+fn read(files: &TlsFiles) -> (Result<Vec<u8>, ConfigError>, Result<Vec<u8>, ConfigError>) {
+    let read = |path: &Path, key: &str| {
+        std::fs::read(path).map_err(|e| error(key, format!("cannot be read: {e}")))
+    };
+    (read(&files.cert, "tls.cert"), read(&files.key, "tls.key"))
 }
 
 /// A certificate's `notAfter`, in Unix seconds.
@@ -96,9 +143,9 @@ fn error(key: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| error("tls.cert", pem_problem(e, "certificate")))?;
     if certs.is_empty() {
         return Err(error("tls.cert", "the file holds no PEM certificate"));
@@ -106,8 +153,8 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> 
     Ok(certs)
 }
 
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, ConfigError> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| error("tls.key", pem_problem(e, "private key")))
+fn parse_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, ConfigError> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| error("tls.key", pem_problem(e, "private key")))
 }
 
 /// What went wrong reading a PEM file, without quoting it.
@@ -151,6 +198,7 @@ mod tests {
         TlsFiles {
             cert: fixture(cert),
             key: fixture(key),
+            watch: std::time::Duration::ZERO,
         }
     }
 
@@ -174,6 +222,20 @@ mod tests {
             [b"h2".to_vec(), b"http/1.1".to_vec()]
         );
         assert_eq!(tls.expires_at, Some(SERVER_NOT_AFTER));
+        assert_eq!(
+            digest(&files("server.pem", "server.key")).unwrap(),
+            tls.digest
+        );
+        assert_ne!(
+            digest(&files("server.pem", "other.key")).unwrap(),
+            tls.digest
+        );
+        assert_ne!(
+            digest(&files("renewed.pem", "server.key")).unwrap(),
+            tls.digest
+        );
+        let debug = format!("{tls:?}");
+        assert_eq!(debug, "LoadedTls { expires_at: Some(4949802060), .. }");
     }
 
     #[test]
@@ -223,8 +285,8 @@ mod tests {
         let broken = dir.path().join("broken.key");
         std::fs::write(&broken, key.replace("-----END", "-----BEGIN")).unwrap();
         let broken = TlsFiles {
-            cert: fixture("server.pem"),
             key: broken,
+            ..files("server.pem", "server.key")
         };
         let got = errors(&broken);
         assert_eq!(
