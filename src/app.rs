@@ -7,7 +7,8 @@
 //! the new one starts (leases keep the two from taking the same delivery). `[server]` and
 //! `[store]` (listeners, limits, the store) stay as they started: a change there is logged as
 //! needing a restart. The one exception is the content of the `server.tls` files: read again
-//! from the same paths, a renewed certificate serves the connections accepted after it.
+//! from the same paths (on reload, and every `server.tls.watch` without one), a renewed
+//! certificate serves the connections accepted after it.
 //!
 //! Shutdown order: `/readyz` turns 503; the ingress stops accepting and drains in-flight requests
 //! (each either committed and answered, or not answered at all); background workers stop; the
@@ -422,12 +423,12 @@ async fn next_tick(interval: &mut Option<tokio::time::Interval>) {
 
 /// Publish when the certificates now served expire, and warn if that is close or past.
 fn note_expiry(metrics: &Metrics, tls: &LoadedTls) {
-    let gauge = metrics
-        .tls_certificate_expiry
-        .with_label_values::<&str>(&[]);
     match tls.expires_at {
         Some(at) => {
-            gauge.set(at);
+            metrics
+                .tls_certificate_expiry
+                .with_label_values::<&str>(&[])
+                .set(at);
             if let Some(warning) = expiry_warning(at, now_ms() / 1000) {
                 tracing::warn!("{warning}");
             }

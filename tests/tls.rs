@@ -92,7 +92,10 @@ async fn https_ingress_speaks_h2_and_http1_and_the_admin_listener_stays_plain() 
     assert_eq!(presented, leaf(&cert));
     let (version, _) = post_fresh(&g, client_for_test_ca().http1_only(), &event(2)).await;
     assert_eq!(version, reqwest::Version::HTTP_11);
-    assert_eq!(count_rows(&g.db, "events").await, 2);
+    // TLS 1.2 too, for senders that stop there.
+    let tls12 = client_for_test_ca().tls_version_max(reqwest::tls::Version::TLS_1_2);
+    post_fresh(&g, tls12, &event(4)).await;
+    assert_eq!(count_rows(&g.db, "events").await, 3);
 
     // `metrics()` reads the admin listener over plain HTTP.
     assert_eq!(handshake_failures(&g).await, 0.0);
@@ -107,7 +110,7 @@ async fn https_ingress_speaks_h2_and_http1_and_the_admin_listener_stays_plain() 
         .send()
         .await;
     assert!(refused.is_err(), "{refused:?}");
-    assert_eq!(count_rows(&g.db, "events").await, 2);
+    assert_eq!(count_rows(&g.db, "events").await, 3);
     assert_eq!(handshake_failures(&g).await, 1.0);
     g.stop().await;
 }
