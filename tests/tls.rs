@@ -1,5 +1,6 @@
 //! HTTPS on the ingress (`server.tls`): both protocols over TLS, the admin listener in the clear,
-//! plain HTTP and stalled handshakes on the HTTPS port, and certificates renewed by a reload.
+//! plain HTTP and stalled handshakes on the HTTPS port, certificates renewed by a reload or picked
+//! up by the watch, and the expiry gauge.
 
 mod common;
 

@@ -53,6 +53,7 @@ pub fn load(files: &TlsFiles) -> Result<LoadedTls, Vec<ConfigError>> {
     let (cert_pem, key_pem) = read(files);
     let digest = match (&cert_pem, &key_pem) {
         (Ok(c), Ok(k)) => sum(c, k),
+        // Never served: a file that cannot be read is an error below.
         _ => [0; 32],
     };
     let certs = cert_pem.and_then(|pem| parse_certs(&pem));
@@ -128,7 +129,7 @@ pub fn expiry_warning(expires_at: i64, now: i64) -> Option<String> {
         ))
     } else if left < EXPIRY_WARNING_SECS {
         Some(format!(
-            "the server.tls certificate expires in {}; renew it and reload",
+            "the server.tls certificate expires in {}; renew its files (they are read again)",
             humantime::format_duration(std::time::Duration::from_secs(left as u64))
         ))
     } else {
@@ -246,7 +247,7 @@ mod tests {
         let soon = expiry_warning(at, at - 3 * day).unwrap();
         assert_eq!(
             soon,
-            "the server.tls certificate expires in 3days; renew it and reload"
+            "the server.tls certificate expires in 3days; renew its files (they are read again)"
         );
         let gone = expiry_warning(at, at + 2 * 3600).unwrap();
         assert!(
