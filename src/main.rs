@@ -56,12 +56,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Check(c) => {
             let checked = config::load_all(&c.config).and_then(|cfg| {
-                app::compile(&cfg)?;
-                Ok(cfg)
+                let compiled = app::compile(&cfg)?;
+                Ok((cfg, compiled))
             });
             match checked {
-                Ok(cfg) => {
+                Ok((cfg, compiled)) => {
                     print!("{}", cfg.summary());
+                    if let Some(tls) = &compiled.tls {
+                        println!(
+                            "{}",
+                            hookgate::ingress::tls::describe(tls, app::now_ms() / 1000)
+                        );
+                    }
                     println!("{}: OK", c.config.display());
                     Ok(ExitCode::SUCCESS)
                 }

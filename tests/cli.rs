@@ -99,6 +99,36 @@ secrets = ["s"]
         stderr.contains("server.tls.key: cannot be read"),
         "{stderr}"
     );
+
+    // Readable ones: the summary says HTTPS and until when the chain is valid.
+    let tls = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    let good = write_config(
+        dir.path(),
+        &format!(
+            r#"
+[server.tls]
+cert = "{}"
+key = "{}"
+
+[[endpoints]]
+name = "registry"
+path = "/hooks/registry"
+scheme = "databricks"
+secrets = ["s"]
+"#,
+            tls.join("server.pem").display(),
+            tls.join("server.key").display()
+        ),
+    );
+    let out = hookgate(["check", "--config", good.to_str().unwrap()]).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("(HTTPS, max body"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("tls        chain valid until 2126-11-08T09:01:00Z\n"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[tokio::test]

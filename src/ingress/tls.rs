@@ -137,6 +137,21 @@ pub fn expiry_warning(expires_at: i64, now: i64) -> Option<String> {
     }
 }
 
+/// One line for `hookgate check`: until when the chain is valid, and the warning if any.
+pub fn describe(tls: &LoadedTls, now: i64) -> String {
+    let Some(at) = tls.expires_at else {
+        return "tls        the certificates' validity could not be read".to_string();
+    };
+    let until = u64::try_from(at)
+        .map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+        .unwrap_or_else(|_| at.to_string());
+    match expiry_warning(at, now) {
+        Some(warning) => format!("tls        chain valid until {until}: {warning}"),
+        None => format!("tls        chain valid until {until}"),
+    }
+}
+
 fn error(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError {
         path: format!("server.{key}"),
@@ -237,6 +252,23 @@ mod tests {
         );
         let debug = format!("{tls:?}");
         assert_eq!(debug, "LoadedTls { expires_at: Some(4949802060), .. }");
+    }
+
+    #[test]
+    fn check_says_until_when_the_chain_is_valid() {
+        let mut tls = load(&files("server.pem", "server.key")).unwrap();
+        let now = 1_800_000_000;
+        assert_eq!(
+            describe(&tls, now),
+            "tls        chain valid until 2126-11-08T09:01:00Z"
+        );
+        let line = describe(&tls, SERVER_NOT_AFTER - 86_400);
+        assert!(
+            line.ends_with("expires in 1day; renew its files (they are read again)"),
+            "{line}"
+        );
+        tls.expires_at = None;
+        assert!(describe(&tls, now).contains("could not be read"));
     }
 
     #[test]
