@@ -5,9 +5,26 @@ mod common;
 
 use std::path::Path;
 
-use common::delivery::{hookgate, write_config};
+use common::delivery::{Run, hookgate, write_config};
 use common::*;
 use serde_json::Value;
+
+/// `hookgate send --scheme databricks` of `event` to `url`, signed with `secret`, plus `extra`.
+async fn send_databricks(url: &str, secret: &str, event: &str, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "send",
+        "--url",
+        url,
+        "--scheme",
+        "databricks",
+        "--secret",
+        secret,
+        "--event",
+        event,
+    ];
+    args.extend_from_slice(extra);
+    hookgate(args).await
+}
 
 /// `hookgate check` on a file expected to fail: its stderr, once the exit code is 1.
 async fn check_fails(path: &Path) -> String {
@@ -77,19 +94,15 @@ kind = "log"
     assert!(stderr.contains("2 error(s)"), "{stderr}");
 
     // The certificate files are read too, as start-up would.
-    write_config(
-        dir.path(),
-        r#"
-[server]
-tls = { cert = "/nonexistent/cert.pem", key = "/nonexistent/key.pem" }
-
-[[endpoints]]
-name = "registry"
-path = "/hooks/registry"
-scheme = "databricks"
-secrets = ["s"]
-"#,
-    );
+    let with_tls = |tls: &str| {
+        let endpoint = "[[endpoints]]\nname = \"registry\"\npath = \"/hooks/registry\"\n\
+                        scheme = \"databricks\"\nsecrets = [\"s\"]\n";
+        write_config(dir.path(), &format!("{tls}\n{endpoint}"))
+    };
+    with_tls(&tls_section(
+        Path::new("/nonexistent/cert.pem"),
+        Path::new("/nonexistent/key.pem"),
+    ));
     let stderr = check_fails(&bad).await;
     assert!(
         stderr.contains("server.tls.cert: cannot be read"),
@@ -101,25 +114,10 @@ secrets = ["s"]
     );
 
     // Readable ones: the summary says HTTPS and until when the chain is valid.
-    let tls = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
-    let good = write_config(
-        dir.path(),
-        &format!(
-            r#"
-[server.tls]
-cert = "{}"
-key = "{}"
-
-[[endpoints]]
-name = "registry"
-path = "/hooks/registry"
-scheme = "databricks"
-secrets = ["s"]
-"#,
-            tls.join("server.pem").display(),
-            tls.join("server.key").display()
-        ),
-    );
+    let good = with_tls(&tls_section(
+        &tls_fixture("server.pem"),
+        &tls_fixture("server.key"),
+    ));
     let out = hookgate(["check", "--config", good.to_str().unwrap()]).await;
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("(HTTPS, max body"), "{}", out.stdout);
@@ -177,19 +175,12 @@ async fn sign_prints_the_headers_the_senders_send() {
 async fn send_delivers_a_signed_sample_and_reports_a_refusal() {
     let g = Gateway::start("").await;
     let url = g.url("/hooks/databricks");
-    let out = hookgate([
-        "send",
-        "--url",
+    let out = send_databricks(
         &url,
-        "--scheme",
-        "databricks",
-        "--secret",
         DATABRICKS_SECRET,
-        "--event",
         "MODEL_VERSION_TRANSITIONED_STAGE",
-        "--model",
-        "churn",
-    ])
+        &["--model", "churn"],
+    )
     .await;
     let stdout = out.stdout;
     assert_eq!(out.code, 0, "{stdout}{}", out.stderr);
@@ -200,18 +191,7 @@ async fn send_delivers_a_signed_sample_and_reports_a_refusal() {
     let id = answer["event_id"].as_str().unwrap();
     assert_eq!(stored_event_ids(&g.db).await, [id]);
 
-    let out = hookgate([
-        "send",
-        "--url",
-        &url,
-        "--scheme",
-        "databricks",
-        "--secret",
-        "not-the-secret",
-        "--event",
-        "MODEL_VERSION_CREATED",
-    ])
-    .await;
+    let out = send_databricks(&url, "not-the-secret", "MODEL_VERSION_CREATED", &[]).await;
     let stdout = out.stdout;
     assert_eq!(out.code, 1, "{stdout}");
     assert!(stdout.contains("HTTP 401"), "{stdout}");
@@ -266,19 +246,12 @@ bearer = "ci-token"
     assert_eq!((s, v["status"].as_str()), (200, Some("accepted")), "{v}");
 
     // `send --bearer` sends the token too.
-    let out = hookgate([
-        "send",
-        "--url",
+    let out = send_databricks(
         &g.url("/hooks/ci"),
-        "--scheme",
-        "databricks",
-        "--secret",
         "ci-secret",
-        "--bearer",
-        "ci-token",
-        "--event",
         "COMMENT_CREATED",
-    ])
+        &["--bearer", "ci-token"],
+    )
     .await;
     assert_eq!(out.code, 0, "{}", out.stdout);
     assert_eq!(count_rows(&g.db, "events").await, 2);
@@ -287,31 +260,17 @@ bearer = "ci-token"
 
 #[tokio::test]
 async fn send_reaches_an_https_gateway_that_its_ca_file_vouches_for() {
-    let tls = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
-    let g = Gateway::start(&format!(
-        "[server.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
-        tls.join("server.pem").display(),
-        tls.join("server.key").display()
+    let g = Gateway::start(&tls_section(
+        &tls_fixture("server.pem"),
+        &tls_fixture("server.key"),
     ))
     .await;
     let url = g.url("/hooks/databricks");
     assert!(url.starts_with("https://"), "{url}");
     let send = async |extra: &[&str]| {
-        let mut args = vec![
-            "send",
-            "--url",
-            &url,
-            "--scheme",
-            "databricks",
-            "--secret",
-            DATABRICKS_SECRET,
-            "--event",
-            "MODEL_VERSION_CREATED",
-        ];
-        args.extend_from_slice(extra);
-        hookgate(args).await
+        send_databricks(&url, DATABRICKS_SECRET, "MODEL_VERSION_CREATED", extra).await
     };
-    let ca = tls.join("ca.pem");
+    let ca = tls_fixture("ca.pem");
     let out = send(&["--ca", ca.to_str().unwrap()]).await;
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("HTTP 200"), "{}", out.stdout);
@@ -322,7 +281,7 @@ async fn send_reaches_an_https_gateway_that_its_ca_file_vouches_for() {
     assert_eq!(out.code, 2, "{}", out.stdout);
     assert!(out.stderr.contains("could not reach"), "{}", out.stderr);
     // A file with no certificate in it is named.
-    let key = tls.join("server.key");
+    let key = tls_fixture("server.key");
     let out = send(&["--ca", key.to_str().unwrap()]).await;
     assert_eq!(out.code, 2, "{}", out.stdout);
     assert!(out.stderr.contains("no PEM certificate"), "{}", out.stderr);

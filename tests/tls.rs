@@ -17,18 +17,13 @@ const SERVER_NOT_AFTER: f64 = 4_949_802_060.0;
 const RENEWED_NOT_AFTER: f64 = 4_958_442_060.0;
 const EXPIRY: &str = "hookgate_tls_certificate_expiry_timestamp_seconds";
 
-fn tls_fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/tls")
-        .join(name)
-}
-
-fn tls_section(cert: &Path, key: &Path) -> String {
-    format!(
-        "[server.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
-        cert.display(),
-        key.display()
-    )
+/// `server.pem` and `server.key` copied into `dir` as `cert.pem` and `key.pem`, for a test to
+/// replace as a renewal would.
+fn renewable_pair(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::copy(tls_fixture("server.pem"), &cert).unwrap();
+    std::fs::copy(tls_fixture("server.key"), &key).unwrap();
+    (cert, key)
 }
 
 /// The leaf certificate (the first in the chain) of a PEM file.
@@ -160,9 +155,7 @@ async fn plain_http_is_told_to_use_https_and_a_stalled_handshake_is_closed() {
 #[tokio::test]
 async fn a_reload_serves_renewed_certificate_files_to_new_connections() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::copy(tls_fixture("server.pem"), &cert).unwrap();
-    std::fs::copy(tls_fixture("server.key"), &key).unwrap();
+    let (cert, key) = renewable_pair(dir.path());
     let db = dir.path().join("hookgate.db");
     let path = dir.path().join("routes.toml");
     std::fs::write(&path, base_config(&db, &tls_section(&cert, &key))).unwrap();
@@ -197,9 +190,7 @@ async fn a_reload_serves_renewed_certificate_files_to_new_connections() {
 #[tokio::test]
 async fn renewed_files_are_served_without_a_reload_once_they_load() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::copy(tls_fixture("server.pem"), &cert).unwrap();
-    std::fs::copy(tls_fixture("server.key"), &key).unwrap();
+    let (cert, key) = renewable_pair(dir.path());
     let g = Gateway::start(&format!("{}watch = \"100ms\"\n", tls_section(&cert, &key))).await;
     let sent = std::cell::Cell::new(0);
     let presented = async || {

@@ -255,6 +255,25 @@ mod tests {
     }
 
     #[test]
+    fn every_key_encoding_and_kind_the_readme_names_loads() {
+        // (certificate, key, the key file's PEM label: its encoding)
+        for (cert, key, label) in [
+            ("server.pem", "server.key", "PRIVATE KEY"),
+            ("server.pem", "server-sec1.key", "EC PRIVATE KEY"),
+            ("rsa.pem", "rsa.key", "RSA PRIVATE KEY"),
+            ("ed25519.pem", "ed25519.key", "PRIVATE KEY"),
+        ] {
+            let pem = std::fs::read_to_string(fixture(key)).unwrap();
+            assert!(
+                pem.starts_with(&format!("-----BEGIN {label}-----")),
+                "{key}"
+            );
+            let tls = load(&files(cert, key)).unwrap_or_else(|e| panic!("{key}: {e:?}"));
+            assert!(tls.expires_at.is_some(), "{cert}");
+        }
+    }
+
+    #[test]
     fn check_says_until_when_the_chain_is_valid() {
         let mut tls = load(&files("server.pem", "server.key")).unwrap();
         let now = 1_800_000_000;

@@ -133,11 +133,25 @@ pub fn client() -> reqwest::Client {
     client_for_test_ca().build().unwrap()
 }
 
+/// A file of `tests/fixtures/tls` (see its `make.sh`).
+pub fn tls_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tls")
+        .join(name)
+}
+
+/// A `[server.tls]` table serving `cert` and `key`; more keys may follow it.
+pub fn tls_section(cert: &Path, key: &Path) -> String {
+    format!(
+        "[server.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        cert.display(),
+        key.display()
+    )
+}
+
 /// The certificate authority that signed `tests/fixtures/tls/*.pem`.
 pub fn test_ca() -> reqwest::Certificate {
-    let pem =
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls/ca.pem"))
-            .unwrap();
+    let pem = std::fs::read(tls_fixture("ca.pem")).unwrap();
     reqwest::Certificate::from_pem(&pem).unwrap()
 }
 
