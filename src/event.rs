@@ -200,6 +200,64 @@ impl Event {
         Value::Object(out)
     }
 
+    /// The event as a Databricks registry webhook body, for consumers written against Databricks
+    /// (the `event_message` of a job run).
+    ///
+    /// A Databricks event is its own body. An MLflow event is mapped, so that code reading
+    /// Databricks fields finds them, and only keys the event has a value for are present (as
+    /// Databricks leaves out what an event does not have):
+    ///
+    /// - `event`: the Databricks name where one exists (`MODEL_VERSION_CREATED`), else the MLflow
+    ///   name (`model_version_alias.created`); code that switches on Databricks names then also
+    ///   sees the events Databricks has no name for, under a name it cannot confuse with its own.
+    /// - `event_timestamp`: ms since the epoch as a number, like Databricks'.
+    /// - `model_name`, and `version` as a string (Databricks sends `"8"`). For prompt events these
+    ///   are `prompt_name` and `prompt_version` instead, so a prompt is never taken for a model.
+    /// - `alias`, when the event has one (Databricks has no aliases).
+    /// - `tags`: Databricks' list of `{key, value}`; `value` is null for a deleted tag.
+    /// - `text`: the sentence [`describe`] writes, where Databricks puts its own.
+    /// - `mlflow`: the original body, parsed, so fields without a Databricks counterpart
+    ///   (`data.description`, a prompt's `template`, ...) are not lost.
+    ///
+    /// [`describe`]: Event::describe
+    pub fn databricks_shape(&self) -> Value {
+        if self.scheme == Scheme::Databricks {
+            return self.json.clone();
+        }
+        let mut out = Map::new();
+        let name = self.counterpart.unwrap_or(self.name.as_str());
+        out.insert("event".into(), name.into());
+        if let Some(ms) = self.sender_timestamp_ms {
+            out.insert("event_timestamp".into(), ms.into());
+        }
+        let (name_key, version_key) = if self.is_prompt() {
+            ("prompt_name", "prompt_version")
+        } else {
+            ("model_name", "version")
+        };
+        let optional = [
+            (name_key, &self.model),
+            (version_key, &self.version),
+            ("alias", &self.alias),
+        ];
+        for (key, value) in optional {
+            if let Some(value) = value {
+                out.insert(key.into(), value.clone().into());
+            }
+        }
+        if !self.tags.is_empty() {
+            let tags = self
+                .tags
+                .iter()
+                .map(|tag| serde_json::json!({"key": tag.key, "value": tag.value}))
+                .collect::<Vec<_>>();
+            out.insert("tags".into(), tags.into());
+        }
+        out.insert("text".into(), self.describe().into());
+        out.insert("mlflow".into(), self.json.clone());
+        Value::Object(out)
+    }
+
     /// MLflow `entity` (the part of the name before the first dot).
     fn entity(&self) -> &str {
         self.name.split_once('.').map_or(&self.name, |(e, _)| e)
@@ -1171,6 +1229,240 @@ mod tests {
         ];
         for (body, want) in cases {
             assert_eq!(databricks(body).describe(), want);
+        }
+    }
+
+    fn mlflow_vector(name: &str) -> Event {
+        let v = load("mlflow").into_iter().find(|v| v.name == name).unwrap();
+        parse_vector(Scheme::Mlflow, &v).unwrap()
+    }
+
+    #[test]
+    fn databricks_shape_of_each_mlflow_event_kind() {
+        let shape = |name: &str| {
+            let event = mlflow_vector(name);
+            let shape = event.databricks_shape();
+            // Nothing of the original is lost.
+            assert_eq!(shape["mlflow"], event.json, "{name}");
+            let mut rest = shape;
+            rest.as_object_mut().unwrap().remove("mlflow");
+            rest
+        };
+        let cases = [
+            (
+                "model_version.created",
+                json!({
+                    "event": "MODEL_VERSION_CREATED",
+                    "event_timestamp": 1_795_617_164_878_i64,
+                    "model_name": "gateway-demo-model",
+                    "version": "1",
+                    "tags": [{"key": "framework", "value": "sklearn"}],
+                    "text": "A new version 1 of registered model 'gateway-demo-model' was created.",
+                }),
+            ),
+            (
+                "registered_model.created",
+                json!({
+                    "event": "REGISTERED_MODEL_CREATED",
+                    "event_timestamp": 1_795_617_163_848_i64,
+                    "model_name": "gateway-demo-model",
+                    "tags": [{"key": "team", "value": "ml-platform"}],
+                    "text": "Registered model 'gateway-demo-model' was created.",
+                }),
+            ),
+            (
+                "model_version_tag.set",
+                json!({
+                    "event": "MODEL_VERSION_TAG_SET",
+                    "event_timestamp": 1_795_617_165_022_i64,
+                    "model_name": "gateway-demo-model",
+                    "version": "1",
+                    "tags": [{"key": "validation_status", "value": "approved"}],
+                    "text": "Tag 'validation_status' was set to 'approved' on version 1 of registered model 'gateway-demo-model'.",
+                }),
+            ),
+            (
+                "model_version_tag.deleted",
+                json!({
+                    "event": "model_version_tag.deleted",
+                    "event_timestamp": 1_795_617_165_102_i64,
+                    "model_name": "gateway-demo-model",
+                    "version": "1",
+                    "tags": [{"key": "validation_status", "value": null}],
+                    "text": "Tag 'validation_status' was deleted from version 1 of registered model 'gateway-demo-model'.",
+                }),
+            ),
+            (
+                "model_version_alias.created",
+                json!({
+                    "event": "model_version_alias.created",
+                    "event_timestamp": 1_795_617_165_203_i64,
+                    "model_name": "gateway-demo-model",
+                    "version": "1",
+                    "alias": "champion",
+                    "text": "Alias 'champion' was set on version 1 of registered model 'gateway-demo-model'.",
+                }),
+            ),
+            (
+                "model_version_alias.deleted",
+                json!({
+                    "event": "model_version_alias.deleted",
+                    "event_timestamp": 1_795_617_165_441_i64,
+                    "model_name": "gateway-demo-model",
+                    "alias": "champion",
+                    "text": "Alias 'champion' was removed from registered model 'gateway-demo-model'.",
+                }),
+            ),
+            (
+                "prompt.created",
+                json!({
+                    "event": "prompt.created",
+                    "event_timestamp": 1_795_617_165_630_i64,
+                    "prompt_name": "gateway-demo-prompt",
+                    "tags": [{"key": "owner", "value": "ml-platform"}],
+                    "text": "Prompt 'gateway-demo-prompt' was created.",
+                }),
+            ),
+            (
+                "prompt_version.created",
+                json!({
+                    "event": "prompt_version.created",
+                    "event_timestamp": 1_795_617_165_680_i64,
+                    "prompt_name": "gateway-demo-prompt",
+                    "prompt_version": "1",
+                    "tags": [{"key": "owner", "value": "ml-platform"}],
+                    "text": "A new version 1 of prompt 'gateway-demo-prompt' was created.",
+                }),
+            ),
+            (
+                "prompt_tag.set",
+                json!({
+                    "event": "prompt_tag.set",
+                    "event_timestamp": 1_795_617_166_203_i64,
+                    "prompt_name": "gateway-demo-prompt",
+                    "tags": [{"key": "task", "value": "summarization"}],
+                    "text": "Tag 'task' was set to 'summarization' on prompt 'gateway-demo-prompt'.",
+                }),
+            ),
+            (
+                "prompt_tag.deleted",
+                json!({
+                    "event": "prompt_tag.deleted",
+                    "event_timestamp": 1_795_617_166_276_i64,
+                    "prompt_name": "gateway-demo-prompt",
+                    "tags": [{"key": "task", "value": null}],
+                    "text": "Tag 'task' was deleted from prompt 'gateway-demo-prompt'.",
+                }),
+            ),
+            (
+                "prompt_version_tag.set",
+                json!({
+                    "event": "prompt_version_tag.set",
+                    "event_timestamp": 1_795_617_166_333_i64,
+                    "prompt_name": "gateway-demo-prompt",
+                    "prompt_version": "1",
+                    "tags": [{"key": "quality", "value": "reviewed"}],
+                    "text": "Tag 'quality' was set to 'reviewed' on version 1 of prompt 'gateway-demo-prompt'.",
+                }),
+            ),
+            (
+                "prompt_version_tag.deleted",
+                json!({
+                    "event": "prompt_version_tag.deleted",
+                    "event_timestamp": 1_795_617_166_411_i64,
+                    "prompt_name": "gateway-demo-prompt",
+                    "prompt_version": "1",
+                    "tags": [{"key": "quality", "value": null}],
+                    "text": "Tag 'quality' was deleted from version 1 of prompt 'gateway-demo-prompt'.",
+                }),
+            ),
+            (
+                "prompt_alias.created",
+                json!({
+                    "event": "prompt_alias.created",
+                    "event_timestamp": 1_795_617_166_555_i64,
+                    "prompt_name": "gateway-demo-prompt",
+                    "prompt_version": "2",
+                    "alias": "production",
+                    "text": "Alias 'production' was set on version 2 of prompt 'gateway-demo-prompt'.",
+                }),
+            ),
+            (
+                "prompt_alias.deleted",
+                json!({
+                    "event": "prompt_alias.deleted",
+                    "event_timestamp": 1_795_617_166_596_i64,
+                    "prompt_name": "gateway-demo-prompt",
+                    "alias": "production",
+                    "text": "Alias 'production' was removed from prompt 'gateway-demo-prompt'.",
+                }),
+            ),
+            (
+                "budget_policy.exceeded",
+                json!({
+                    "event": "budget_policy.exceeded",
+                    "event_timestamp": 1_795_617_167_608_i64,
+                    "text": "Budget policy 'bp-88d89f7690c34e5b8baaafe0ca0c0d83' was exceeded: spend 0.075 USD against a budget of 0.01 USD per day (scope: global).",
+                }),
+            ),
+        ];
+        for (name, want) in cases {
+            let got = shape(name);
+            assert_eq!(got, want, "{name}");
+            // Key order too: serialized, it reads like a Databricks body (event first).
+            assert_eq!(got.to_string(), want.to_string(), "{name}");
+        }
+    }
+
+    #[test]
+    fn databricks_shape_of_every_accepted_vector() {
+        for v in accepted("mlflow") {
+            let event = parse_vector(Scheme::Mlflow, &v).unwrap();
+            let shape = event.databricks_shape();
+            let body: Value = serde_json::from_str(&v.body).unwrap();
+            assert_eq!(shape["mlflow"], body, "{}", v.name);
+            assert_eq!(
+                shape["event"].as_str(),
+                Some(event.counterpart.unwrap_or(&event.name)),
+                "{}",
+                v.name
+            );
+            assert!(shape["event_timestamp"].is_i64(), "{}", v.name);
+            let version = if event.is_prompt() {
+                "prompt_version"
+            } else {
+                "version"
+            };
+            // Versions are strings, as Databricks sends them.
+            if let Some(version) = shape.get(version) {
+                assert!(version.is_string(), "{}", v.name);
+            }
+            assert_eq!(shape["text"], event.describe().as_str(), "{}", v.name);
+        }
+        // A version sent as a number still arrives as a string; no tags, no `tags` key.
+        let numeric = mlflow(json!({
+            "entity": "model_version", "action": "created",
+            "data": {"name": "m", "version": 3, "tags": {}}
+        }));
+        assert_eq!(
+            numeric.databricks_shape(),
+            json!({
+                "event": "MODEL_VERSION_CREATED",
+                "model_name": "m",
+                "version": "3",
+                "text": "A new version 3 of registered model 'm' was created.",
+                "mlflow": {"entity": "model_version", "action": "created",
+                           "data": {"name": "m", "version": 3, "tags": {}}},
+            })
+        );
+    }
+
+    #[test]
+    fn databricks_shape_of_a_databricks_event_is_its_body() {
+        for v in accepted("databricks") {
+            let event = parse_vector(Scheme::Databricks, &v).unwrap();
+            let body: Value = serde_json::from_str(&v.body).unwrap();
+            assert_eq!(event.databricks_shape(), body, "{}", v.name);
         }
     }
 

@@ -319,7 +319,8 @@ to = ["slack", "gh-dispatch", "gh-workflow", "gitlab", "jenkins", "http", "run-n
         assert_eq!(header(r, "x-hookgate-event"), event);
         assert_eq!(header(r, "x-hookgate-endpoint"), endpoint);
 
-        // Databricks jobs/run-now with event_message = the raw body as a JSON string.
+        // Databricks jobs/run-now with event_message = the event in Databricks' shape, as a JSON
+        // string.
         let r = &dbx.requests()[i];
         assert_eq!(r.method, "POST");
         assert_eq!(r.uri, "/api/2.1/jobs/run-now");
@@ -353,11 +354,28 @@ to = ["slack", "gh-dispatch", "gh-workflow", "gitlab", "jenkins", "http", "run-n
         // What `json.loads(dbutils.widgets.get("event_message"))` gives the notebook.
         let loaded: Value = serde_json::from_str(message).unwrap();
         let posted: Value = serde_json::from_str(&v.body).unwrap();
-        assert_eq!(loaded, posted, "{ctx}");
-        assert_eq!(
-            message, v.body,
-            "{ctx}: the raw body, not a re-serialization"
-        );
+        if is_dbx {
+            assert_eq!(loaded, posted, "{ctx}");
+            assert_eq!(
+                message, v.body,
+                "{ctx}: the raw body, not a re-serialization"
+            );
+        } else {
+            // The fields a notebook written for Databricks reads, and the MLflow body beside.
+            assert_eq!(
+                loaded,
+                json!({
+                    "event": event,
+                    "event_timestamp": 1_795_617_165_203_i64,
+                    "model_name": model,
+                    "version": version,
+                    "alias": "champion",
+                    "text": text,
+                    "mlflow": posted,
+                }),
+                "{ctx}"
+            );
+        }
     }
     assert_ne!(
         dbx.requests()[0].json()["idempotency_token"],
@@ -1044,6 +1062,80 @@ async fn a_pending_delivery_to_a_removed_target_waits_without_spinning() {
     let g = Gateway::start_with(&config("t"), db).await;
     wait_delivery(&g, &id, "t", "delivered", 2).await;
     assert_eq!(fake.requests().len(), 2);
+    g.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Databricks run-now event_message for MLflow events.
+
+#[tokio::test]
+async fn run_now_gives_a_notebook_the_databricks_fields_of_an_mlflow_event() {
+    let dbx = FakeTarget::start().await;
+    dbx.default_answer(Answer::status(200).body(r#"{"run_id": 7}"#));
+    let extra = format!(
+        r#"{FAST_RETRY}
+[targets.deploy-job]
+kind = "databricks_job"
+workspace_url = "{dbx}"
+job_id = 42
+token = "dapi-testtoken"
+parameters = "notebook_params"
+
+[[routes]]
+events = ["MODEL_VERSION_CREATED", "prompt_version.created"]
+to = ["deploy-job"]
+"#,
+        dbx = dbx.url(""),
+    );
+    let g = Gateway::start(&extra).await;
+    let created = vector("mlflow", "model_version.created.json");
+    let id = accepted_id(g.send_vector(&created).await);
+    wait_delivery(&g, &id, "deploy-job", "delivered", 1).await;
+    let prompt = vector("mlflow", "prompt_version.created.json");
+    let prompt_id = accepted_id(g.send_vector(&prompt).await);
+    wait_delivery(&g, &prompt_id, "deploy-job", "delivered", 1).await;
+
+    let got = dbx.wait_for(2, PATIENCE).await;
+    let loaded = |r: &Recorded| -> Value {
+        assert_eq!(r.uri, "/api/2.1/jobs/run-now");
+        let body = r.json();
+        assert_eq!(body["job_id"], 42);
+        let message = body["notebook_params"]["event_message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("event_message is a JSON string: {body}"));
+        serde_json::from_str(message).unwrap()
+    };
+
+    // Routed by its Databricks name, and named that way for the notebook.
+    let m = loaded(&got[0]);
+    assert_eq!(m["event"], "MODEL_VERSION_CREATED", "{m}");
+    assert_eq!(m["model_name"], "gateway-demo-model", "{m}");
+    assert_eq!(m["version"], "1", "a string, as Databricks sends it: {m}");
+    assert_eq!(m["event_timestamp"], 1_795_617_164_878_i64, "{m}");
+    assert_eq!(m["tags"], json!([{"key": "framework", "value": "sklearn"}]));
+    assert_eq!(
+        m["text"],
+        "A new version 1 of registered model 'gateway-demo-model' was created."
+    );
+    assert_eq!(
+        m["mlflow"],
+        serde_json::from_str::<Value>(&created.body).unwrap()
+    );
+
+    // A prompt is not presented as a model; its own fields stay in `mlflow`.
+    let p = loaded(&got[1]);
+    assert_eq!(p["event"], "prompt_version.created", "{p}");
+    assert_eq!(p["prompt_name"], "gateway-demo-prompt", "{p}");
+    assert_eq!(p["prompt_version"], "1", "{p}");
+    assert!(
+        p.get("model_name").is_none() && p.get("version").is_none(),
+        "{p}"
+    );
+    assert_eq!(
+        p["mlflow"]["data"]["template"],
+        "Summarize the following text in {{ num_sentences }} sentences: {{ text }}"
+    );
+    assert_eq!(dbx.requests().len(), 2);
     g.stop().await;
 }
 

@@ -6,7 +6,7 @@
 //! - Every attempt is classified into an [`Outcome`]; every non-delivered outcome carries a short,
 //!   sanitized reason (status plus at most [`SNIPPET_MAX_CHARS`] chars of body) that ends up in
 //!   logs and dead letters.
-//! - Transient failures (connect errors, timeouts, 408, 429, 5xx except 501) are retried;
+//! - Transient failures (connect errors, timeouts, 408, 429, every 5xx) are retried;
 //!   everything else gives up at once. Redirects are not followed, so a 3xx is a misconfiguration.
 //! - A retry delay is never zero, never above `max_delay` unless the server's `Retry-After` asked
 //!   for more, and never earlier than `Retry-After` (clamped to `max_retry_after`, so a hostile or
@@ -114,8 +114,9 @@ pub fn classify_status(
 ) -> Outcome {
     match status {
         200..=299 => Outcome::Delivered { status },
-        // 501 Not Implemented will not start being implemented on a retry.
-        408 | 429 | 500 | 502..=599 => Outcome::Retry {
+        // Every 5xx, 501 included: a 501 can come from a proxy or a half-deployed receiver and go
+        // away, and one that stays costs only the bounded retries before the dead letter.
+        408 | 429 | 500..=599 => Outcome::Retry {
             reason: reason(status, body_snippet),
             retry_after: retry_after.and_then(|v| parse_retry_after(v, now)),
         },
@@ -127,7 +128,7 @@ pub fn classify_status(
         100..=199 => Outcome::GiveUp {
             reason: format!("http {status}: unexpected informational response"),
         },
-        400..=499 | 501 => Outcome::GiveUp {
+        400..=499 => Outcome::GiveUp {
             reason: reason(status, body_snippet),
         },
         _ => Outcome::GiveUp {
@@ -554,7 +555,7 @@ mod tests {
         );
         assert_eq!(class(429, "rate_limited"), retry("http 429: rate_limited"));
         assert_eq!(class(500, "oops"), retry("http 500: oops"));
-        assert_eq!(class(501, ""), give_up("http 501"));
+        assert_eq!(class(501, ""), retry("http 501"));
         assert_eq!(class(502, ""), retry("http 502"));
         assert_eq!(class(503, "\n"), retry("http 503"));
         assert_eq!(class(599, ""), retry("http 599"));

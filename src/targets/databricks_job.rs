@@ -1,11 +1,21 @@
 //! Databricks job: `POST {workspace_url}/api/2.1/jobs/run-now`, the way Databricks' own job
 //! webhooks start a job.
 //!
-//! The event is passed as one parameter, `event_message`: the body exactly as received, as one
-//! JSON string, so an existing notebook's `json.loads(dbutils.widgets.get("event_message"))` gets
-//! the same dict. `idempotency_token` is `sha256_hex("{event_id}:{target}")`: identical on every
-//! retry of one delivery (a retry after a lost answer never starts a second run), different for
-//! two targets that start jobs for the same event. 64 chars, Databricks' maximum.
+//! The event is passed as one parameter, `event_message`, a JSON string, so an existing
+//! notebook's `json.loads(dbutils.widgets.get("event_message"))` gets the dict a Databricks job
+//! webhook would give it. For a Databricks event that is the body exactly as received. An MLflow
+//! body has none of the fields such a notebook reads, so it is mapped to the Databricks shape
+//! ([`Event::databricks_shape`]): `event` (the Databricks name where one exists, else the MLflow
+//! `entity.action`), `event_timestamp` (ms), `model_name`, `version` (a string), `alias`, `tags`
+//! (a list of `{key, value}`), `text`, and the original body under `mlflow`; prompt events carry
+//! `prompt_name` / `prompt_version` instead of `model_name` / `version`. An `event_message`
+//! template replaces both.
+//!
+//! `idempotency_token` is `sha256_hex("{event_id}:{target}")`: identical on every retry of one
+//! delivery (a retry after a lost answer never starts a second run), different for two targets
+//! that start jobs for the same event. 64 chars, Databricks' maximum.
+//!
+//! [`Event::databricks_shape`]: crate::event::Event::databricks_shape
 
 use http::Method;
 use sha2::{Digest, Sha256};
@@ -14,6 +24,7 @@ use super::template::{Render, RenderError, Templates, Tpl};
 use super::{OutboundRequest, config_error, parse_base_url};
 use crate::config::{ConfigError, DatabricksJobConfig, ParameterStyle};
 use crate::secret::Secret;
+use crate::verify::Scheme;
 
 pub(crate) struct DatabricksJob {
     url: String,
@@ -66,9 +77,12 @@ impl DatabricksJob {
     }
 
     pub(crate) fn prepare(&self, r: &Render<'_>) -> Result<OutboundRequest, RenderError> {
-        let message = match &self.event_message {
-            Some(t) => r.render(t)?,
-            None => String::from_utf8_lossy(&r.event().raw).into_owned(),
+        let event = r.event();
+        let message = match (&self.event_message, event.scheme) {
+            (Some(t), _) => r.render(t)?,
+            // Byte for byte: the notebook gets what Databricks would have passed it.
+            (None, Scheme::Databricks) => String::from_utf8_lossy(&event.raw).into_owned(),
+            (None, Scheme::Mlflow) => event.databricks_shape().to_string(),
         };
         let params = Some(EventMessage {
             event_message: &message,
@@ -116,41 +130,66 @@ mod tests {
         }
     }
 
+    /// The `event_message` string of a run-now request, checking the rest of the request.
+    fn event_message(t: &crate::targets::Target, e: &crate::event::Event) -> String {
+        let req = http_request(t, e);
+        assert_eq!(req.method, Method::POST);
+        assert_eq!(
+            req.url,
+            "https://adb-123.azuredatabricks.net/api/2.1/jobs/run-now"
+        );
+        assert_eq!(
+            req.headers,
+            headers(&[
+                ("Authorization", &format!("Bearer {TOKEN}")),
+                ("Content-Type", "application/json"),
+            ])
+        );
+        let body = body_json(&req);
+        let message = body["job_parameters"]["event_message"].as_str().unwrap();
+        let token = idempotency_token(EVENT_ID, "deploy-job");
+        assert_eq!(
+            body_str(&req),
+            format!(
+                r#"{{"job_id":42,"idempotency_token":"{token}","job_parameters":{{"event_message":{}}}}}"#,
+                serde_json::to_string(message).unwrap()
+            )
+        );
+        message.to_owned()
+    }
+
     #[test]
-    fn run_now_with_the_body_as_event_message() {
+    fn run_now_with_the_databricks_body_as_event_message() {
         let t = build("deploy-job", TargetKind::DatabricksJob(cfg()));
-        for (e, raw) in [
-            (databricks_event(), DATABRICKS_BODY),
-            (mlflow_event(), MLFLOW_BODY),
-        ] {
-            let req = http_request(&t, &e);
-            assert_eq!(req.method, Method::POST);
-            assert_eq!(
-                req.url,
-                "https://adb-123.azuredatabricks.net/api/2.1/jobs/run-now"
-            );
-            assert_eq!(
-                req.headers,
-                headers(&[
-                    ("Authorization", &format!("Bearer {TOKEN}")),
-                    ("Content-Type", "application/json"),
-                ])
-            );
-            let token = idempotency_token(EVENT_ID, "deploy-job");
-            assert_eq!(
-                body_str(&req),
-                format!(
-                    r#"{{"job_id":42,"idempotency_token":"{token}","job_parameters":{{"event_message":{}}}}}"#,
-                    serde_json::to_string(raw).unwrap()
-                )
-            );
-            // What the notebook does: json.loads(dbutils.widgets.get("event_message")).
-            let body = body_json(&req);
-            let message = body["job_parameters"]["event_message"].as_str().unwrap();
-            assert_eq!(message, raw);
-            let decoded: serde_json::Value = serde_json::from_str(message).unwrap();
-            assert_eq!(decoded, e.json);
-        }
+        let e = databricks_event();
+        let message = event_message(&t, &e);
+        // Byte for byte, not a re-serialization of the parsed body.
+        assert_eq!(message, DATABRICKS_BODY);
+        // What the notebook does: json.loads(dbutils.widgets.get("event_message")).
+        let decoded: serde_json::Value = serde_json::from_str(&message).unwrap();
+        assert_eq!(decoded, e.json);
+    }
+
+    #[test]
+    fn run_now_with_an_mlflow_event_in_the_databricks_shape() {
+        let t = build("deploy-job", TargetKind::DatabricksJob(cfg()));
+        let e = mlflow_event();
+        let message = event_message(&t, &e);
+        assert_ne!(message, MLFLOW_BODY);
+        let decoded: serde_json::Value = serde_json::from_str(&message).unwrap();
+        assert_eq!(
+            decoded,
+            json!({
+                "event": "model_version_alias.created",
+                "event_timestamp": 1_795_617_165_203_i64,
+                "model_name": "gateway-demo-model",
+                "version": "1",
+                "alias": "champion",
+                "text": "Alias 'champion' was set on version 1 of registered model 'gateway-demo-model'.",
+                "mlflow": serde_json::from_str::<serde_json::Value>(MLFLOW_BODY).unwrap(),
+            })
+        );
+        assert_eq!(decoded, e.databricks_shape());
     }
 
     #[test]
