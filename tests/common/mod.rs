@@ -5,6 +5,7 @@
 pub mod delivery;
 pub mod fake;
 pub mod postgres;
+pub mod serve;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
