@@ -15,14 +15,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use common::fake::{Answer, FakeTarget};
+use common::serve::Served;
 use common::*;
 
 const PROMTOOL: &str = "HOOKGATE_TEST_PROMTOOL";
@@ -155,142 +154,56 @@ fn seconds(humantime: &str) -> u64 {
 // ---------------------------------------------------------------------------------------------
 // The gateway binary, run as a deployment runs it.
 
-/// `hookgate` started with exactly `env` (nothing inherited), its addresses read from its first
-/// log line whatever the log format.
-struct Served {
-    child: tokio::process::Child,
-    ingress: SocketAddr,
-    admin: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
+/// `hookgate` started with exactly `env` (nothing inherited), as a deployment starts it.
+async fn start_as_deployed(args: &[&str], env: &BTreeMap<String, String>, cwd: &Path) -> Served {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookgate"));
+    cmd.args(args)
+        .env_clear()
+        .envs(env)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    Served::spawn(cmd)
+        .await
+        .unwrap_or_else(|run| panic!("the gateway did not start: {run:?}"))
 }
 
-impl Served {
-    async fn start(args: &[&str], env: &BTreeMap<String, String>, cwd: &Path) -> Served {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookgate"))
-            .args(args)
-            .env_clear()
-            .envs(env)
-            .current_dir(cwd)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let kept = log.clone();
-        tokio::spawn(async move {
-            let mut tx = Some(tx);
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(addrs) = listening(&line) {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(addrs);
-                    }
-                }
-                kept.lock().unwrap().push(line);
-            }
-        });
-        let (ingress, admin) = match tokio::time::timeout(Duration::from_secs(30), rx).await {
-            Ok(Ok(addrs)) => addrs,
-            _ => panic!(
-                "the gateway did not start; its log:\n{}",
-                log.lock().unwrap().join("\n")
-            ),
-        };
-        Served {
-            child,
-            ingress,
-            admin,
-            log,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id().unwrap()
-    }
-
-    async fn get_admin(&self, path: &str) -> (u16, String) {
-        let r = client()
-            .get(format!("http://{}{path}", self.admin))
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
-    }
-
-    /// A signed Databricks event to `/hooks/databricks`: its answer.
-    async fn post_databricks(&self, secret: &str, version: u32) -> (u16, Value) {
-        let body = format!(
-            r#"{{"event":"MODEL_VERSION_CREATED","webhook_id":"w","event_timestamp":1,"model_name":"deployed","version":"{version}"}}"#
-        );
-        let sig = hookgate::verify::databricks::sign(secret.as_bytes(), body.as_bytes());
-        let r = client()
-            .post(format!("http://{}/hooks/databricks", self.ingress))
-            .header("X-Databricks-Signature", sig)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.json().await.unwrap())
-    }
-
-    /// Poll the metrics until `series` reads `want`.
-    async fn wait_metric(&self, series: &str, want: f64) {
-        for _ in 0..200 {
-            if metric(&self.get_admin("/metrics").await.1, series) == Some(want) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("{series} never read {want}");
-    }
-
-    async fn signal(&self, name: &str) {
-        let pid = self.pid().to_string();
-        let st = tokio::process::Command::new("kill")
-            .args([&format!("-{name}"), &pid])
-            .status()
-            .await
-            .unwrap();
-        assert!(st.success());
-    }
-
-    /// SIGTERM, then the exit status once the gateway has drained (within `within`).
-    async fn terminate(mut self, within: Duration) -> std::process::ExitStatus {
-        self.signal("TERM").await;
-        tokio::time::timeout(within, self.child.wait())
-            .await
-            .expect("the gateway stopped within its grace period")
-            .unwrap()
-    }
-
-    fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
+async fn get_admin(g: &Served, path: &str) -> (u16, String) {
+    let r = client().get(g.admin_url(path)).send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
 }
 
-/// The addresses of the "listening" log line, in the text or the JSON format.
-fn listening(line: &str) -> Option<(SocketAddr, SocketAddr)> {
-    if !line.contains("listening") {
-        return None;
+/// A signed Databricks event to `/hooks/databricks`: its answer.
+async fn post_databricks(g: &Served, secret: &str, version: u32) -> (u16, Value) {
+    let body = format!(
+        r#"{{"event":"MODEL_VERSION_CREATED","webhook_id":"w","event_timestamp":1,"model_name":"deployed","version":"{version}"}}"#
+    );
+    let sig = hookgate::verify::databricks::sign(secret.as_bytes(), body.as_bytes());
+    let r = client()
+        .post(g.url("/hooks/databricks"))
+        .header("X-Databricks-Signature", sig)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// Poll the metrics until `series` reads `want`.
+async fn wait_metric(g: &Served, series: &str, want: f64) {
+    for _ in 0..200 {
+        if metric(&get_admin(g, "/metrics").await.1, series) == Some(want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    if let Ok(v) = serde_json::from_str::<Value>(line) {
-        let f = &v["fields"];
-        return Some((
-            f["listen"].as_str()?.parse().ok()?,
-            f["admin"].as_str()?.parse().ok()?,
-        ));
-    }
-    let field = |k: &str| {
-        line.split(&format!("{k}="))
-            .nth(1)?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
-    };
-    Some((field("listen")?, field("admin")?))
+    panic!("{series} never read {want}");
+}
+
+/// SIGTERM: the gateway drains and exits 0.
+async fn stop_cleanly(g: Served) {
+    let run = g.stop().await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
 /// What every deployment's environment gets in a test: its own store and ephemeral ports on
@@ -495,20 +408,19 @@ async fn image_settings_serve_store_and_drain() {
     test_overrides(&mut run_env, dir.path());
     let cmd = image.json_words("CMD");
     let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
-    let g = Served::start(&args, &run_env, dir.path()).await;
+    let g = start_as_deployed(&args, &run_env, dir.path()).await;
     let secret = &run_env["DATABRICKS_WEBHOOK_SECRET"];
-    let (status, body) = g.post_databricks(secret, 1).await;
+    let (status, body) = post_databricks(&g, secret, 1).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("accepted")));
-    assert_eq!(g.get_admin("/readyz").await.0, 200);
+    assert_eq!(get_admin(&g, "/readyz").await.0, 200);
     assert!(
-        g.log_text()
+        g.stderr()
             .lines()
             .all(|l| serde_json::from_str::<Value>(l).is_ok()),
         "every log line is JSON:\n{}",
-        g.log_text()
+        g.stderr()
     );
-    let st = g.terminate(deploy_config().server.shutdown_grace).await;
-    assert!(st.success(), "{st:?}");
+    stop_cleanly(g).await;
     assert_eq!(
         count_rows(&dir.path().join("hookgate.db"), "events").await,
         1
@@ -859,18 +771,16 @@ async fn kubernetes_manifests_agree_with_the_gateway() {
     test_overrides(&mut run_env, dir.path());
     let args: Vec<String> = serde_json::from_value(container["args"].clone()).unwrap();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let g = Served::start(&args, &run_env, dir.path()).await;
+    let g = start_as_deployed(&args, &run_env, dir.path()).await;
     for probe in ["readinessProbe", "livenessProbe"] {
         let get = &container[probe]["httpGet"];
         assert_eq!(get["port"], "admin", "{probe} asks the admin listener");
-        let (status, _) = g.get_admin(str_of(&get["path"], "probe path")).await;
+        let (status, _) = get_admin(&g, str_of(&get["path"], "probe path")).await;
         assert_eq!(status, 200, "{probe}");
     }
-    let (status, body) = g
-        .post_databricks(&run_env["DATABRICKS_WEBHOOK_SECRET"], 1)
-        .await;
+    let (status, body) = post_databricks(&g, &run_env["DATABRICKS_WEBHOOK_SECRET"], 1).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("accepted")));
-    assert!(g.terminate(Duration::from_secs(drain)).await.success());
+    stop_cleanly(g).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -965,10 +875,8 @@ async fn systemd_unit_starts_reloads_and_stops_the_gateway() {
     let mut run_env: BTreeMap<String, String> = env.into_iter().collect();
     test_overrides(&mut run_env, dir.path());
     let file = path_str(&deploy("routes.toml"));
-    let g = Served::start(&["serve", "--config", &file], &run_env, dir.path()).await;
-    let (status, _) = g
-        .post_databricks(&run_env["DATABRICKS_WEBHOOK_SECRET"], 7)
-        .await;
+    let g = start_as_deployed(&["serve", "--config", &file], &run_env, dir.path()).await;
+    let (status, _) = post_databricks(&g, &run_env["DATABRICKS_WEBHOOK_SECRET"], 7).await;
     assert_eq!(status, 200);
     let reload = unit_value(&unit, "ExecReload").replace("$MAINPID", &g.pid().to_string());
     let words: Vec<&str> = reload.split_whitespace().collect();
@@ -978,9 +886,8 @@ async fn systemd_unit_starts_reloads_and_stops_the_gateway() {
         .await
         .unwrap();
     assert!(st.success(), "{reload}");
-    g.wait_metric("hookgate_config_reloads_total{result=\"ok\"}", 1.0)
-        .await;
-    assert!(g.terminate(Duration::from_secs(stop)).await.success());
+    wait_metric(&g, "hookgate_config_reloads_total{result=\"ok\"}", 1.0).await;
+    stop_cleanly(g).await;
 }
 
 fn systemd_analyze_verifies_the_unit(tool: &Path) {

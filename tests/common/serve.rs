@@ -110,11 +110,17 @@ impl Served {
     /// Start `hookgate serve` plus `args` with `env` in `cwd`, and wait (up to 30 s) for its
     /// "listening" line (text or JSON log). `Err` with its output when it exits first.
     pub async fn start(args: &[&OsStr], env: &[(&str, &str)], cwd: &Path) -> Result<Served, Run> {
-        let mut cmd = command(
+        let cmd = command(
             std::iter::once(OsStr::new("serve")).chain(args.iter().copied()),
             env,
             cwd,
         );
+        Served::spawn(cmd).await
+    }
+
+    /// Start `cmd` (a `hookgate serve` command line the caller built, e.g. with an environment
+    /// of its own) and wait for its "listening" line, as [`Served::start`] does.
+    pub async fn spawn(mut cmd: Command) -> Result<Served, Run> {
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -154,6 +160,10 @@ impl Served {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("still running")
     }
 
     /// What it wrote to stderr (its log) so far.
