@@ -152,6 +152,7 @@ pub async fn run_with_reloads(
     };
     let ingress = Live::new(Arc::new(build_ingress(&config, &config.server, routes)));
     let limits = ServerLimits {
+        listener: "ingress",
         max_connections: config.server.max_connections,
         header_read_timeout: config.server.header_read_timeout,
         shutdown_grace: config.server.shutdown_grace,
@@ -201,6 +202,7 @@ pub async fn run_with_reloads(
         Box::pin(async move { admin.handle(req).await })
     });
     let admin_limits = ServerLimits {
+        listener: "admin",
         max_connections: 64,
         ..limits
     };

@@ -13,6 +13,39 @@ fn reason(v: &Value) -> &str {
 }
 
 #[tokio::test]
+async fn an_answer_has_the_same_keys_whether_or_not_the_event_names_a_model() {
+    let g = Gateway::start("").await;
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let want = ["event", "event_id", "model", "status", "targets"];
+    let (status, with) = g
+        .post_databricks(r#"{"event":"MODEL_VERSION_CREATED","model_name":"m","version":"1"}"#)
+        .await;
+    assert_eq!(
+        (status, keys(&with)),
+        (200, want.map(String::from).to_vec())
+    );
+    assert_eq!(with["model"], "m");
+    let (status, without) = g.post_databricks(r#"{"event":"SOMETHING_NEW"}"#).await;
+    assert_eq!(
+        (status, keys(&without)),
+        (200, want.map(String::from).to_vec())
+    );
+    assert!(without["model"].is_null(), "{without}");
+    // A repeat is answered with the same keys too.
+    let (status, again) = g.post_databricks(r#"{"event":"SOMETHING_NEW"}"#).await;
+    assert_eq!(again["status"], "duplicate");
+    assert_eq!(
+        (status, keys(&again)),
+        (200, want.map(String::from).to_vec())
+    );
+    g.stop().await;
+}
+
+#[tokio::test]
 async fn every_databricks_vector_gets_its_outcome() {
     let g = Gateway::start("").await;
     let mut accepted = 0;

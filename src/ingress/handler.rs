@@ -51,8 +51,10 @@ struct Answer<'a> {
     event_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     event: Option<&'a str>,
+    /// Outer `None`: not in this answer (errors). `Some(None)`: the event names no model, and
+    /// the key is `null`, so an accepted answer always has the same five keys.
     #[serde(skip_serializing_if = "Option::is_none")]
-    model: Option<&'a str>,
+    model: Option<Option<&'a str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     targets: Option<&'a [String]>,
 }
@@ -316,7 +318,7 @@ impl Ingress {
                         reason: None,
                         event_id: Some(&event_id),
                         event: Some(&event.name),
-                        model: event.model.as_deref(),
+                        model: Some(event.model.as_deref()),
                         targets: Some(if outcome == Ingested::Accepted {
                             &targets
                         } else {

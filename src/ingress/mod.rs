@@ -49,6 +49,8 @@ pub type Handler = Arc<
 /// Limits applied to every connection.
 #[derive(Debug, Clone)]
 pub struct ServerLimits {
+    /// Which listener this is (`"ingress"`, `"admin"`), for its log lines.
+    pub listener: &'static str,
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub shutdown_grace: Duration,
@@ -123,14 +125,17 @@ pub async fn serve(
         tracker.spawn(connection(stream, c));
     }
     drop(listener);
-    tracing::info!(grace = ?limits.shutdown_grace, "ingress stopped accepting; draining connections");
+    tracing::info!(listener = limits.listener, grace = ?limits.shutdown_grace, "stopped accepting; draining connections");
     stop.cancel();
     tracker.close();
     if tokio::time::timeout(limits.shutdown_grace, tracker.wait())
         .await
         .is_err()
     {
-        tracing::warn!("shutdown grace elapsed with connections still open; closing them");
+        tracing::warn!(
+            listener = limits.listener,
+            "shutdown grace elapsed with connections still open; closing them"
+        );
     }
 }
 
