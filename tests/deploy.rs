@@ -716,6 +716,16 @@ async fn kubernetes_manifests_agree_with_the_gateway() {
         );
     }
     assert_eq!(monitor["spec"]["endpoints"][0]["port"], "admin");
+    // Its job label is the job the alerting rules watch.
+    let job = str_of(
+        &admin_labels[str_of(&monitor["spec"]["jobLabel"], "jobLabel")],
+        "job",
+    );
+    let rules = read(&deploy("prometheus/hookgate.rules.yml"));
+    assert!(
+        rules.contains(&format!("up{{job=\"{job}\"}}")),
+        "the rules watch job {job}"
+    );
     assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
     let annotations = &pod["metadata"]["annotations"];
     assert_eq!(
