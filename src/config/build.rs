@@ -137,7 +137,7 @@ pub(crate) fn build(root: &Node) -> Result<Config, Vec<ConfigError>> {
     let store = build_store(&mut b, root.get("store"));
     let admin = build_admin(&mut b, root.get("admin"));
     let retry = build_global_retry(&mut b, root.get("retry"));
-    let (endpoints, endpoint_names) = build_endpoints(&mut b, root.get("endpoints"));
+    let (endpoints, endpoint_names) = build_endpoints(&mut b, root.get("endpoints"), server.listen);
     let (targets, target_names) = build_targets(&mut b, root.get("targets"), &retry);
     let routes = build_routes(&mut b, root.get("routes"), &endpoint_names, &target_names);
 
@@ -322,9 +322,16 @@ fn list<'a>(b: &mut Builder, node: Option<&'a Node>, key: &str) -> &'a [Node] {
     }
 }
 
+/// The fallbacks of the shipped `routes.toml` (`${DATABRICKS_WEBHOOK_SECRET:-demo-...}`), which
+/// let the quickstart run with no set-up. Anyone can read them, so an ingress reachable beyond
+/// this machine refuses them: a deployment that forgot the variable fails at start instead of
+/// accepting events anyone can sign.
+pub(crate) const DEMO_SECRETS: &[&str] = &["demo-databricks-secret", "demo-mlflow-secret"];
+
 fn build_endpoints(
     b: &mut Builder,
     node: Option<&Node>,
+    listen: std::net::SocketAddr,
 ) -> (Vec<EndpointConfig>, BTreeSet<String>) {
     let items = list(b, node, "endpoints");
     let mut endpoints = Vec::new();
@@ -368,6 +375,21 @@ fn build_endpoints(
                 format!("{path}.path"),
                 format!("duplicate endpoint path {url_path:?} (also endpoints[{first}])"),
             );
+        }
+
+        if !listen.ip().is_loopback() {
+            for (j, secret) in raw.secrets.0.iter().enumerate() {
+                if DEMO_SECRETS.contains(&secret.expose()) {
+                    b.error(
+                        format!("{path}.secrets[{j}]"),
+                        format!(
+                            "is the demo fallback of the shipped routes.toml, which anyone can \
+                             read, and server.listen {listen} is reachable beyond this machine: \
+                             set the secret's variable, or listen on 127.0.0.1"
+                        ),
+                    );
+                }
+            }
         }
 
         // Empty entries are how a file leaves a rotation slot unused: `"${OLD_SECRET:-}"`.

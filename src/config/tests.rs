@@ -152,6 +152,52 @@ fn secret_vars() -> Vec<(&'static str, String)> {
 // ---------------------------------------------------------------------------------------------
 // Whole files and defaults
 
+/// The shipped `routes.toml`.
+const SHIPPED: &str = include_str!("../../routes.toml");
+
+#[test]
+fn shipped_demo_secrets_are_refused_beyond_loopback() {
+    // The list the check uses is the file's fallbacks, so the two cannot drift apart.
+    let fallbacks: Vec<&str> = SHIPPED
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .flat_map(|l| l.split(":-").skip(1))
+        .filter_map(|rest| rest.split('}').next())
+        .filter(|v| !v.is_empty())
+        .collect();
+    assert_eq!(fallbacks, super::build::DEMO_SECRETS);
+
+    // On loopback (the quickstart) they are accepted.
+    let c = ok0(SHIPPED);
+    assert!(c.server.listen.ip().is_loopback());
+    // Reachable from elsewhere they are not, and the error names each secret's key path.
+    let public = [("HOOKGATE_SERVER__LISTEN", "0.0.0.0:8080".to_string())];
+    let errs = errors(SHIPPED, &public);
+    let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["endpoints[0].secrets[0]", "endpoints[1].secrets[0]"]
+    );
+    assert!(
+        errs[0].message.contains("demo fallback"),
+        "{}",
+        errs[0].message
+    );
+    assert!(
+        errs[0].message.contains("0.0.0.0:8080"),
+        "{}",
+        errs[0].message
+    );
+    assert!(!errs[0].to_string().contains("demo-databricks-secret"));
+    // With the variables set, the same public listener loads.
+    let set = [
+        ("HOOKGATE_SERVER__LISTEN", "0.0.0.0:8080".to_string()),
+        ("DATABRICKS_WEBHOOK_SECRET", "a-real-secret".to_string()),
+        ("MLFLOW_WEBHOOK_SECRET", "another-real-secret".to_string()),
+    ];
+    assert_eq!(ok(SHIPPED, &set).endpoints.len(), 2);
+}
+
 #[test]
 fn spec_example_loads() {
     let c = ok(SPEC_EXAMPLE, &spec_env());
