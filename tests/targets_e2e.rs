@@ -1,7 +1,8 @@
 //! Target options end to end: the real gateway relays signed events to fake targets on
 //! 127.0.0.1, and each option the README names shows in the request the fake receives (Slack
 //! Block Kit and 429s, Jenkins trigger tokens, run-now notebook parameters, the generic HTTP
-//! target's method, headers, body and signature) or in the delivery's fate (`max_age`).
+//! target's method, headers, body and signature, a body built from the `databricks` template
+//! variable) or in the delivery's fate (`max_age`).
 
 mod common;
 
@@ -543,5 +544,49 @@ to = ["signed"]
     let mut tampered = reqs[0].clone();
     tampered.body = reqs[1].body.clone();
     assert!(!standard_webhooks_verifies(&secret, &tampered));
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn http_body_template_wraps_an_mlflow_event_in_the_databricks_shape() {
+    let fake = FakeTarget::start().await;
+    let extra = format!(
+        r#"{FAST_RETRY}
+[targets.wrapped]
+kind = "http"
+url = "{}"
+body = '{{"event": {{{{ databricks | tojson }}}}, "model": {{{{ databricks.model_name | tojson }}}}, "missing": "{{{{ databricks.to_stage }}}}", "target": "{{{{ target }}}}"}}'
+
+[[routes]]
+to = ["wrapped"]
+"#,
+        fake.url("/in")
+    );
+    let g = Gateway::start(&extra).await;
+    let v = vector("mlflow", "model_version.created.json");
+    let id = accepted_id(g.send_vector(&v).await);
+    wait_delivery(&g, &id, "wrapped", "delivered", 1).await;
+    let reqs = fake.wait_for(1, PATIENCE).await;
+    assert_eq!(reqs.len(), 1);
+    let original: serde_json::Value = serde_json::from_str(&v.body).unwrap();
+    assert_eq!(
+        reqs[0].json(),
+        json!({
+            "event": {
+                "event": "MODEL_VERSION_CREATED",
+                "event_timestamp": 1_795_617_164_878_i64,
+                "model_name": "gateway-demo-model",
+                "version": "1",
+                "tags": [{"key": "framework", "value": "sklearn"}],
+                "text": "A new version 1 of registered model 'gateway-demo-model' was created.",
+                "mlflow": original,
+            },
+            "model": "gateway-demo-model",
+            "missing": "",
+            "target": "wrapped",
+        }),
+        "{}",
+        reqs[0].text()
+    );
     g.stop().await;
 }

@@ -9,7 +9,8 @@
 //! `entity.action`), `event_timestamp` (ms), `model_name`, `version` (a string), `alias`, `tags`
 //! (a list of `{key, value}`), `text`, and the original body under `mlflow`; prompt events carry
 //! `prompt_name` / `prompt_version` instead of `model_name` / `version`. An `event_message`
-//! template replaces both.
+//! template replaces both; the template variable `databricks` is this shape, so a template can
+//! wrap or extend it (`{"event": {{ databricks | tojson }}, ...}`).
 //!
 //! `idempotency_token` is `sha256_hex("{event_id}:{target}")`: identical on every retry of one
 //! delivery (a retry after a lost answer never starts a second run), different for two targets

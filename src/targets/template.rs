@@ -23,6 +23,7 @@
 //! | `event.timestamp_ms` | the sender's timestamp, ms since the epoch |
 //! | `event.webhook_id` | the sender's webhook id (Databricks) |
 //! | `payload` | the whole JSON body as received, as a value (`payload.data.alias`) |
+//! | `databricks` | the event as a Databricks registry webhook body ([`Event::databricks_shape`]): a Databricks event's body (the same value as `payload`), an MLflow event mapped to that shape (`databricks.event`, `databricks.model_name`, `databricks.mlflow.data`) |
 //! | `raw` | the body as received, as a string |
 //! | `target` | this target's name |
 //! | `attempt` | attempt number, 1 for the first |
@@ -38,6 +39,10 @@
 //! Databricks `MODEL_VERSION_TRANSITIONED_STAGE`), so an error that only shows when rendering, such
 //! as an unknown filter, fails start-up too; a JSON body template must render valid JSON for that
 //! sample.
+//!
+//! `databricks` is only put in the context of a target one of whose templates names it (found by
+//! reading the templates at build): mapping an MLflow event costs a copy of its body per delivery,
+//! which the deliveries of other targets do not pay.
 
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
@@ -95,6 +100,8 @@ pub(crate) struct Templates {
     keys: Vec<String>,
     /// Keys whose source is a secret (http header values): errors never quote their details.
     sensitive: Vec<String>,
+    /// Some template names the `databricks` variable, so the context must carry it.
+    databricks: bool,
 }
 
 impl Templates {
@@ -121,6 +128,7 @@ impl Templates {
             env,
             keys: Vec::new(),
             sensitive: Vec::new(),
+            databricks: false,
         }
     }
 
@@ -148,6 +156,17 @@ impl Templates {
                 path: self.path(key),
                 message: describe_error(&e, sensitive),
             })?;
+        // Building `databricks` per delivery is only worth it where a template reads it. The
+        // context is shared by all of a target's templates, so one that names it is enough; this
+        // also covers an `include` of a sibling, which the analysis does not follow. A name in a
+        // branch never taken only costs building the value.
+        let template = self
+            .env
+            .get_template(key)
+            .expect("the template was just added");
+        if template.undeclared_variables(false).contains("databricks") {
+            self.databricks = true;
+        }
         self.keys.push(key.to_string());
         Ok(Tpl(key.to_string()))
     }
@@ -156,7 +175,7 @@ impl Templates {
     pub(crate) fn check(&self) -> Result<(), ConfigError> {
         let event = sample_event();
         let ctx = sample_context(&event);
-        let value = context(&ctx, &self.target);
+        let value = context(&ctx, &self.target, self.databricks);
         for key in &self.keys {
             self.render_with(key, &value).map_err(|e| ConfigError {
                 path: e.path().to_string(),
@@ -259,7 +278,9 @@ impl<'a> Render<'a> {
     }
 
     pub(crate) fn render(&self, t: &Tpl) -> Result<String, RenderError> {
-        let value = self.value.get_or_init(|| context(self.ctx, self.target));
+        let value = self
+            .value
+            .get_or_init(|| context(self.ctx, self.target, self.templates.databricks));
         self.templates.render_with(&t.0, value)
     }
 
@@ -286,8 +307,9 @@ impl<'a> Render<'a> {
     }
 }
 
-/// The template context of one delivery (see the module docs).
-pub(crate) fn context(ctx: &DeliveryContext<'_>, target: &str) -> Value {
+/// The template context of one delivery (see the module docs); `databricks` says whether to
+/// include the variable of that name.
+pub(crate) fn context(ctx: &DeliveryContext<'_>, target: &str, databricks: bool) -> Value {
     let e = ctx.event;
     let mut ev: BTreeMap<&str, Value> = BTreeMap::new();
     // Absent fields are left out (undefined renders empty) rather than set to none ("none").
@@ -321,7 +343,17 @@ pub(crate) fn context(ctx: &DeliveryContext<'_>, target: &str) -> Value {
 
     let mut root: BTreeMap<&str, Value> = BTreeMap::new();
     root.insert("event", Value::from(ev));
-    root.insert("payload", json_value(&e.json));
+    let payload = json_value(&e.json);
+    if databricks {
+        let shape = match e.scheme {
+            // `databricks_shape` of a Databricks event is its body: share the `payload` value
+            // (a reference count) instead of cloning and converting the body again.
+            Scheme::Databricks => payload.clone(),
+            Scheme::Mlflow => json_value(&e.databricks_shape()),
+        };
+        root.insert("databricks", shape);
+    }
+    root.insert("payload", payload);
     root.insert("raw", Value::from(String::from_utf8_lossy(&e.raw).as_ref()));
     root.insert("target", Value::from(target));
     root.insert("attempt", Value::from(ctx.attempt));
@@ -377,5 +409,167 @@ pub(crate) fn sample_context(event: &Event) -> DeliveryContext<'_> {
         attempt: 1,
         replayed_at_ms: None,
         now_unix: 1_589_859_029,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::targets::testutil::{self, databricks_event, mlflow_event};
+
+    /// `model_version.created` as MLflow sends it (the captured vector, without run details).
+    const MODEL_VERSION_CREATED: &str = r#"{"entity": "model_version", "action": "created", "timestamp": "2026-11-25T14:32:44.878736+00:00", "data": {"name": "gateway-demo-model", "version": "1", "tags": {"framework": "sklearn"}, "description": "first version"}}"#;
+
+    fn model_version_created() -> Event {
+        Event::parse(
+            Scheme::Mlflow,
+            &crate::verify::Verified::from_store(None),
+            Bytes::from_static(MODEL_VERSION_CREATED.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    /// Compile `source` as a target's only template, check it against the sample as the build
+    /// does, and render it for `e`.
+    fn render(source: &str, e: &Event) -> String {
+        let mut templates = Templates::new("t");
+        let tpl = templates.add("body", source).unwrap();
+        templates.check().unwrap();
+        let ctx = testutil::context(e);
+        Render::new("t", &templates, &ctx).render(&tpl).unwrap()
+    }
+
+    fn render_json(source: &str, e: &Event) -> serde_json::Value {
+        let text = render(source, e);
+        serde_json::from_str(&text).unwrap_or_else(|err| panic!("{err}: {text}"))
+    }
+
+    #[test]
+    fn databricks_of_a_databricks_event_is_its_body() {
+        let e = databricks_event();
+        let body: serde_json::Value = serde_json::from_str(SAMPLE_BODY).unwrap();
+        assert_eq!(render_json("{{ databricks | tojson }}", &e), body);
+        assert_eq!(e.databricks_shape(), body);
+        assert_eq!(
+            render(
+                "{{ databricks.event }}|{{ databricks.model_name }}|{{ databricks.to_stage }}",
+                &e
+            ),
+            "MODEL_VERSION_TRANSITIONED_STAGE|Airline_Delay_SparkML|Production"
+        );
+    }
+
+    #[test]
+    fn databricks_of_an_mlflow_event_is_the_mapped_shape() {
+        let e = model_version_created();
+        assert_eq!(
+            render(
+                "{{ databricks.event }}|{{ databricks.event_timestamp }}|{{ databricks.model_name }}|\
+                 {{ databricks.version }}|{{ databricks.tags[0].key }}={{ databricks.tags[0].value }}|\
+                 {{ databricks.text }}|{{ databricks.mlflow.data.description }}",
+                &e
+            ),
+            "MODEL_VERSION_CREATED|1795617164878|gateway-demo-model|1|framework=sklearn|\
+             A new version 1 of registered model 'gateway-demo-model' was created.|first version"
+        );
+        let shape = render_json("{{ databricks | tojson }}", &e);
+        assert_eq!(shape, e.databricks_shape());
+        // The version stays a string, as Databricks sends it.
+        assert_eq!(shape["version"], "1");
+
+        // An event Databricks has no name for keeps its MLflow name; it has no stages.
+        let e = mlflow_event();
+        assert_eq!(
+            render_json("{{ databricks | tojson }}", &e),
+            e.databricks_shape()
+        );
+        assert_eq!(
+            render(
+                "{{ databricks.event }}|{{ databricks.alias }}|{{ databricks.to_stage }}",
+                &e
+            ),
+            "model_version_alias.created|champion|"
+        );
+    }
+
+    #[test]
+    fn databricks_in_a_json_body_beside_other_fields() {
+        let e = model_version_created();
+        let body = render_json(
+            r#"{"event": {{ databricks | tojson }}, "target": {{ target | tojson }}}"#,
+            &e,
+        );
+        assert_eq!(
+            body,
+            serde_json::json!({"event": e.databricks_shape(), "target": "t"})
+        );
+    }
+
+    #[test]
+    fn an_unknown_databricks_attribute_is_undefined_like_any_other() {
+        // Passes the check against the sample (inside `render`) and renders empty for both
+        // senders, as `payload.model_nam` does.
+        for e in [databricks_event(), model_version_created()] {
+            assert_eq!(
+                render(
+                    "[{{ databricks.model_nam }}][{{ databricks.model_nam.x }}]\
+                     [{{ payload.model_nam }}][{{ databricks.model_nam is defined }}]\
+                     [{{ databricks.text is defined }}]",
+                    &e
+                ),
+                "[][][][false][true]"
+            );
+        }
+    }
+
+    #[test]
+    fn databricks_is_built_only_for_templates_that_name_it() {
+        let mut templates = Templates::new("t");
+        templates
+            .add(
+                "a",
+                "{{ payload | tojson }} {{ event.text }} {% set x = 1 %}{{ x }}",
+            )
+            .unwrap();
+        assert!(!templates.databricks);
+        // Named in a branch the sample never takes still counts: any delivery might take it.
+        templates
+            .add(
+                "b",
+                "{% if event.source == 'mlflow' %}{{ databricks.event }}{% endif %}",
+            )
+            .unwrap();
+        assert!(templates.databricks);
+
+        let e = model_version_created();
+        let ctx = testutil::context(&e);
+        let without = context(&ctx, "t", false);
+        assert!(without.get_attr("databricks").unwrap().is_undefined());
+        assert!(!without.get_attr("payload").unwrap().is_undefined());
+        let with = context(&ctx, "t", true);
+        assert_eq!(
+            with.get_attr("databricks")
+                .unwrap()
+                .get_attr("event")
+                .unwrap()
+                .as_str(),
+            Some("MODEL_VERSION_CREATED")
+        );
+    }
+
+    #[test]
+    fn databricks_reaches_an_included_template() {
+        // `include` is not followed by the analysis; the flag is per target, so a sibling
+        // template that names the variable still gets it into the shared context.
+        let mut templates = Templates::new("t");
+        let outer = templates.add("outer", "<{% include 'inner' %}>").unwrap();
+        templates.add("inner", "{{ databricks.event }}").unwrap();
+        templates.check().unwrap();
+        let e = model_version_created();
+        let ctx = testutil::context(&e);
+        assert_eq!(
+            Render::new("t", &templates, &ctx).render(&outer).unwrap(),
+            "<MODEL_VERSION_CREATED>"
+        );
     }
 }
