@@ -3,7 +3,9 @@
 //! Syntax, shell-like: `${VAR}` is the variable's value (an error if it is unset),
 //! `${VAR:-default}` is the default when the variable is unset *or empty* (the default may itself
 //! contain `${...}`), `$$` is a literal `$`, and a `$` followed by anything else is kept as is, so
-//! a value like `pa$word` needs no escaping. Substituted values are not scanned again.
+//! a value like `pa$word` needs no escaping. Substituted values are not scanned again. Defaults
+//! nest at most [`MAX_NESTING`] deep: the expansion recurses once per level, and a string of
+//! thousands of `${A:-` must be an error, not a stack overflow.
 //!
 //! Error messages name the key path and the variable, never a value: values are secrets.
 
@@ -17,7 +19,12 @@ pub(crate) enum InterpError {
     Unterminated,
     BadName,
     Unsupported(String),
+    /// A default nested deeper than [`MAX_NESTING`]; the variable whose default it is.
+    TooDeep(String),
 }
+
+/// Deepest nesting of defaults (`${A:-${B:-...}}`) accepted; real files use one or two levels.
+const MAX_NESTING: usize = 32;
 
 impl InterpError {
     fn message(&self) -> String {
@@ -29,6 +36,9 @@ impl InterpError {
                 .into(),
             InterpError::Unsupported(var) => {
                 format!("unsupported syntax after `${{{var}`: expected `}}` or `:-default}}`")
+            }
+            InterpError::TooDeep(var) => {
+                format!("defaults nested more than {MAX_NESTING} deep at `${{{var}:-`")
             }
         }
     }
@@ -42,21 +52,22 @@ pub(crate) fn interpolate(
     let chars: Vec<char> = text.chars().collect();
     let mut pos = 0;
     let mut out = String::with_capacity(text.len());
-    expand(&chars, &mut pos, false, true, lookup, &mut out)?;
+    expand(&chars, &mut pos, 0, true, lookup, &mut out)?;
     Ok(out)
 }
 
-/// Expand from `pos` until the end of input or, when `nested`, until (and past) the `}` that
-/// closes a default. With `eval` false the text is only checked (an unused default must still be
-/// well formed, but its variables need not exist).
+/// Expand from `pos` until the end of input or, inside a default (`depth` > 0), until (and
+/// past) the `}` that closes it. With `eval` false the text is only checked (an unused default
+/// must still be well formed, but its variables need not exist).
 fn expand(
     chars: &[char],
     pos: &mut usize,
-    nested: bool,
+    depth: usize,
     eval: bool,
     lookup: &dyn Fn(&str) -> Option<String>,
     out: &mut String,
 ) -> Result<(), InterpError> {
+    let nested = depth > 0;
     while *pos < chars.len() {
         let c = chars[*pos];
         if nested && c == '}' {
@@ -100,11 +111,14 @@ fn expand(
                         }
                     }
                     (Some(':'), Some('-')) => {
+                        if depth == MAX_NESTING {
+                            return Err(InterpError::TooDeep(name));
+                        }
                         *pos += 2;
                         let value = if eval { lookup(&name) } else { None };
                         let use_default = eval && value.as_deref().is_none_or(str::is_empty);
                         let mut default = String::new();
-                        expand(chars, pos, true, use_default, lookup, &mut default)?;
+                        expand(chars, pos, depth + 1, use_default, lookup, &mut default)?;
                         if eval {
                             match value {
                                 Some(v) if !v.is_empty() => out.push_str(&v),
@@ -243,6 +257,23 @@ mod tests {
         assert_eq!(run("${1A}"), Err(InterpError::BadName));
         assert_eq!(run("${A-x}"), Err(InterpError::Unsupported("A".into())));
         assert_eq!(run("${A:=x}"), Err(InterpError::Unsupported("A".into())));
+        // Nesting is bounded: 10 000 levels used to overflow the stack, an abort instead of an
+        // error naming the key.
+        let nested = |n: usize| format!("{}x{}", "${NOPE:-".repeat(n), "}".repeat(n));
+        assert_eq!(run(&nested(MAX_NESTING)).unwrap(), "x");
+        assert_eq!(
+            run(&nested(MAX_NESTING + 1)),
+            Err(InterpError::TooDeep("NOPE".into()))
+        );
+        assert_eq!(
+            run(&nested(100_000)),
+            Err(InterpError::TooDeep("NOPE".into()))
+        );
+        assert!(
+            InterpError::TooDeep("NOPE".into())
+                .message()
+                .contains("nested more than 32 deep at `${NOPE:-`")
+        );
         assert!(
             InterpError::Missing("X".into())
                 .message()
