@@ -281,3 +281,172 @@ mod tests {
         );
     }
 }
+
+/// Properties of [`interpolate`] over generated strings and environments.
+#[cfg(test)]
+mod props {
+    use std::collections::HashMap;
+
+    use proptest::collection::{hash_map, vec};
+    use proptest::prelude::*;
+    use proptest::sample::select;
+
+    use super::*;
+
+    /// Appears in every generated value and in no message of ours, so a value leaking into an
+    /// error is seen whatever else it holds.
+    const MARKER: &str = "hgSECRETmark";
+
+    fn name() -> impl Strategy<Value = String> {
+        "[A-Za-z_][A-Za-z0-9_]{0,8}"
+    }
+
+    /// Values are secrets: anything, `$` and braces included, always with the marker.
+    fn value() -> impl Strategy<Value = String> {
+        any::<String>().prop_map(|s| format!("{s}{MARKER}"))
+    }
+
+    fn env() -> impl Strategy<Value = HashMap<String, String>> {
+        hash_map(name(), value(), 0..4)
+    }
+
+    /// Text without `$`; in a default, also without the `}` that would end it.
+    fn plain() -> impl Strategy<Value = String> {
+        any::<String>().prop_map(|s| s.replace('$', ""))
+    }
+
+    /// Strings made mostly of the syntax's own pieces, in any order: unterminated `${`,
+    /// nested defaults, stray braces, escapes, names starting with digits.
+    fn syntax_soup() -> impl Strategy<Value = String> {
+        const PIECES: &[&str] = &[
+            "$", "$$", "${", "}", ":-", ":", "-", "{", "${A", "${A}", "${A:-",
+        ];
+        let piece = prop_oneof![
+            select(PIECES).prop_map(str::to_owned),
+            name(),
+            "[0-9]{1,2}",
+            any::<char>().prop_map(String::from),
+        ];
+        vec(piece, 0..24).prop_map(|pieces| pieces.concat())
+    }
+
+    fn run(text: &str, env: &HashMap<String, String>) -> Result<String, InterpError> {
+        interpolate(text, &|var| env.get(var).cloned())
+    }
+
+    proptest! {
+        #[test]
+        fn text_without_dollar_is_unchanged(text in plain(), env in env()) {
+            prop_assert_eq!(run(&text, &env), Ok(text));
+        }
+
+        #[test]
+        fn doubled_dollars_read_back_as_the_text(text in any::<String>(), env in env()) {
+            prop_assert_eq!(run(&text.replace('$', "$$"), &env), Ok(text));
+        }
+
+        #[test]
+        fn a_default_stands_in_for_an_unset_or_empty_variable(
+            var in name(),
+            default in plain().prop_map(|s| s.replace('}', "")),
+            before in plain(),
+            after in plain(),
+            set in proptest::option::of(prop_oneof![Just(String::new()), value()]),
+            mut env in env(),
+        ) {
+            env.remove(&var);
+            if let Some(v) = &set {
+                env.insert(var.clone(), v.clone());
+            }
+            let text = format!("{before}${{{var}:-{default}}}{after}");
+            // A value is used as is, never scanned for `${` again.
+            let used = match set {
+                Some(v) if !v.is_empty() => v,
+                _ => default,
+            };
+            prop_assert_eq!(run(&text, &env), Ok(format!("{before}{used}{after}")));
+        }
+
+        #[test]
+        fn a_default_is_evaluated_only_when_used(
+            outer in name(),
+            inner in name(),
+            outer_value in proptest::option::of(prop_oneof![Just(String::new()), value()]),
+            inner_value in proptest::option::of(value()),
+        ) {
+            prop_assume!(outer != inner);
+            let mut env = HashMap::new();
+            env.extend(outer_value.clone().map(|v| (outer.clone(), v)));
+            env.extend(inner_value.clone().map(|v| (inner.clone(), v)));
+            let got = run(&format!("${{{outer}:-${{{inner}}}}}"), &env);
+            let expected = match (outer_value, inner_value) {
+                (Some(v), _) if !v.is_empty() => Ok(v),
+                (_, Some(v)) => Ok(v),
+                // Unset or empty: the default is used, so its variable must exist.
+                (_, None) => Err(InterpError::Missing(inner)),
+            };
+            prop_assert_eq!(got, expected);
+        }
+
+        #[test]
+        fn nesting_is_bounded_not_a_stack_overflow(depth in 0usize..3_000, env in env()) {
+            let text = format!("{}x{}", "${NOPE:-".repeat(depth), "}".repeat(depth));
+            let expected = if depth <= MAX_NESTING {
+                Ok("x".to_owned())
+            } else {
+                Err(InterpError::TooDeep("NOPE".into()))
+            };
+            prop_assume!(!env.contains_key("NOPE"));
+            prop_assert_eq!(run(&text, &env), expected);
+        }
+
+        #[test]
+        fn an_unset_variable_is_an_error_that_names_it(
+            var in name(),
+            before in plain(),
+            env in env(),
+        ) {
+            prop_assume!(!env.contains_key(&var));
+            let got = run(&format!("{before}${{{var}}}"), &env);
+            prop_assert_eq!(&got, &Err(InterpError::Missing(var.clone())));
+            let message = got.unwrap_err().message();
+            prop_assert!(message.contains(&var), "{}", message);
+        }
+
+        #[test]
+        fn any_text_interpolates_or_fails_without_panic_or_leak(
+            text in prop_oneof![syntax_soup(), any::<String>()],
+            env in env(),
+        ) {
+            match run(&text, &env) {
+                // Only `$` sequences change: text without one comes back as it was.
+                Ok(out) => {
+                    if !text.contains('$') {
+                        prop_assert_eq!(out, text);
+                    }
+                }
+                Err(err) => {
+                    let message = err.message();
+                    prop_assert!(!message.contains(MARKER), "{}", message);
+                    match &err {
+                        InterpError::Missing(var) => {
+                            let reference = format!("${{{var}");
+                            prop_assert!(!env.contains_key(var));
+                            prop_assert!(text.contains(&reference));
+                            prop_assert!(message.contains(var.as_str()), "{}", message);
+                        }
+                        InterpError::Unsupported(var) | InterpError::TooDeep(var) => {
+                            let reference = format!("${{{var}");
+                            prop_assert!(text.contains(&reference));
+                            prop_assert!(message.contains(var.as_str()), "{}", message);
+                        }
+                        InterpError::Unterminated | InterpError::BadName => {
+                            let opening = "${";
+                            prop_assert!(text.contains(opening));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
