@@ -1512,3 +1512,265 @@ mod tests {
         );
     }
 }
+
+/// Properties of [`Event::parse`] over generated bodies, and the body generator the route
+/// properties share: objects whose keys and values are drawn partly from both senders'
+/// vocabulary (so the typed fields and the sentences are reached) and partly at random.
+#[cfg(test)]
+pub(crate) mod props {
+    use std::time::Duration;
+
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+    use proptest::sample::select;
+
+    use super::*;
+    use crate::verify::{EndpointAuth, verify};
+
+    /// Keys the parsers read, at the top level or under `data`.
+    const KEYS: &[&str] = &[
+        "event",
+        "model_name",
+        "version",
+        "from_stage",
+        "to_stage",
+        "alias",
+        "tags",
+        "comment",
+        "text",
+        "event_timestamp",
+        "webhook_id",
+        "entity",
+        "action",
+        "data",
+        "timestamp",
+        "name",
+        "key",
+        "value",
+        "budget_policy_id",
+        "budget_unit",
+        "current_spend",
+        "budget_amount",
+        "duration_value",
+        "duration_unit",
+        "target_scope",
+        "target_value",
+    ];
+
+    /// Values those keys take (event names, entities, actions, stages, timestamps), with the
+    /// edge cases of each: empty, blank, extreme dates.
+    const WORDS: &[&str] = &[
+        "MODEL_VERSION_CREATED",
+        "REGISTERED_MODEL_CREATED",
+        "MODEL_VERSION_TAG_SET",
+        "COMMENT_CREATED",
+        "MODEL_VERSION_TRANSITIONED_TO_PRODUCTION",
+        "TRANSITION_REQUEST_TO_STAGING_CREATED",
+        "model_version",
+        "registered_model",
+        "model_version_tag",
+        "model_version_alias",
+        "prompt",
+        "prompt_version",
+        "prompt_tag",
+        "budget_policy",
+        "created",
+        "set",
+        "deleted",
+        "exceeded",
+        "Production",
+        "Staging",
+        "champion",
+        "fraud-detector",
+        "days",
+        "2026-11-25T14:32:45.203614+00:00",
+        "2026-11-25T14:32:45",
+        "9999-12-31T23:59:59.999999999-23:59",
+        "-9999-01-01T00:00:00Z",
+        "1589859029343",
+        " 42 ",
+        "",
+        " ",
+    ];
+
+    fn string() -> impl Strategy<Value = String> {
+        prop_oneof![select(WORDS).prop_map(str::to_owned), any::<String>()]
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![select(KEYS).prop_map(str::to_owned), any::<String>()]
+    }
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            // Only floats serde_json reads back exactly (it does not promise that of all), so
+            // that the parsed body can be compared with the generated one.
+            any::<f64>().prop_filter_map("a float JSON round-trips", |f| {
+                let number = serde_json::Number::from_f64(f)?;
+                let back: f64 = serde_json::from_str(&number.to_string()).ok()?;
+                (back == f).then_some(Value::Number(number))
+            }),
+            string().prop_map(Value::from),
+        ]
+    }
+
+    /// Any JSON value, nested a few levels.
+    pub(crate) fn json() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                vec(inner.clone(), 0..6).prop_map(Value::Array),
+                vec((key(), inner), 0..6)
+                    .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A JSON object body.
+    pub(crate) fn body() -> impl Strategy<Value = Map<String, Value>> {
+        vec((key(), json()), 0..10).prop_map(|entries| entries.into_iter().collect())
+    }
+
+    pub(crate) fn scheme() -> impl Strategy<Value = Scheme> {
+        prop_oneof![Just(Scheme::Databricks), Just(Scheme::Mlflow)]
+    }
+
+    /// The body as a sender may lay it out: compact, pretty, or padded with JSON whitespace.
+    fn layout(body: &Value, style: u8) -> Vec<u8> {
+        match style % 3 {
+            0 => serde_json::to_vec(body).unwrap(),
+            1 => serde_json::to_vec_pretty(body).unwrap(),
+            _ => [
+                b" \n\t".as_slice(),
+                &serde_json::to_vec(body).unwrap(),
+                b"\r\n",
+            ]
+            .concat(),
+        }
+    }
+
+    /// A proof for generated bodies: an endpoint without secrets accepts everything.
+    pub(crate) fn proof(scheme: Scheme) -> Verified {
+        let open = EndpointAuth {
+            scheme,
+            secrets: Vec::new(),
+            bearer: None,
+            tolerance: Duration::from_secs(300),
+        };
+        verify(&open, &http::HeaderMap::new(), b"", 0).unwrap()
+    }
+
+    /// Parse a generated object the way ingress does.
+    pub(crate) fn parse_body(scheme: Scheme, body: &Map<String, Value>) -> Event {
+        let raw = Bytes::from(serde_json::to_vec(body).unwrap());
+        Event::parse(scheme, &proof(scheme), raw).unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn an_object_is_an_event_that_keeps_its_bytes(
+            scheme in scheme(),
+            body in body(),
+            style in any::<u8>(),
+        ) {
+            let json = Value::Object(body);
+            let raw = layout(&json, style);
+            let event = Event::parse(scheme, &proof(scheme), Bytes::from(raw.clone())).unwrap();
+            prop_assert_eq!(&event.raw[..], &raw[..]);
+            prop_assert_eq!(&event.json, &json);
+            prop_assert_eq!(event.scheme, scheme);
+
+            // The typed fields are the body's, read the sender's way.
+            let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+            let (name, model) = match scheme {
+                Scheme::Databricks => (
+                    text(json.get("event")).unwrap_or_else(|| UNKNOWN.into()),
+                    text(json.get("model_name")),
+                ),
+                Scheme::Mlflow => (
+                    format!(
+                        "{}.{}",
+                        text(json.get("entity")).as_deref().unwrap_or(UNKNOWN),
+                        text(json.get("action")).as_deref().unwrap_or(UNKNOWN),
+                    ),
+                    text(json.get("data").filter(|d| d.is_object()).and_then(|d| d.get("name"))),
+                ),
+            };
+            prop_assert_eq!(&event.name, &name);
+            prop_assert_eq!(&event.model, &model);
+            prop_assert_eq!(event.counterpart, counterpart(&name));
+            prop_assert!(event.has_name("*") && event.has_name(&name.to_ascii_uppercase()));
+
+            // Everything built from an event works on any event.
+            prop_assert!(!event.describe().is_empty());
+            let summary = event.summary();
+            prop_assert_eq!(summary["event"].as_str(), Some(name.as_str()));
+            prop_assert_eq!(summary["source"].as_str(), Some(scheme.as_str()));
+            let shape = event.databricks_shape();
+            match scheme {
+                Scheme::Databricks => prop_assert_eq!(&shape, &json),
+                Scheme::Mlflow => prop_assert_eq!(&shape["mlflow"], &json),
+            }
+            let by_hash = event.identity(None);
+            prop_assert_eq!(by_hash.id, hex::encode(Sha256::digest(&raw)));
+            prop_assert_eq!(by_hash.time_ms, event.sender_timestamp_ms.unwrap_or(0));
+            prop_assert_eq!(event.identity(Some("d-1")).id, "d-1");
+        }
+
+        #[test]
+        fn a_value_that_is_not_an_object_is_refused(
+            scheme in scheme(),
+            value in json().prop_filter("not an object", |v| !v.is_object()),
+        ) {
+            let raw = Bytes::from(serde_json::to_vec(&value).unwrap());
+            let err = Event::parse(scheme, &proof(scheme), raw).unwrap_err();
+            prop_assert_eq!(
+                err.to_string(),
+                format!("body is not a JSON object: found {}", kind_of(&value))
+            );
+        }
+
+        #[test]
+        fn any_bytes_are_an_event_exactly_when_they_are_a_json_object(
+            scheme in scheme(),
+            raw in prop_oneof![
+                vec(any::<u8>(), 0..512),
+                // A real body, cut short or with one byte changed: mostly invalid JSON, now
+                // and then still valid.
+                (body(), any::<prop::sample::Index>(), any::<u8>(), any::<bool>()).prop_map(
+                    |(body, at, byte, cut)| {
+                        let mut raw = serde_json::to_vec(&body).unwrap();
+                        let at = at.index(raw.len());
+                        if cut {
+                            raw.truncate(at);
+                        } else {
+                            raw[at] = byte;
+                        }
+                        raw
+                    }
+                ),
+                // Nested past serde_json's recursion limit, or nearly.
+                (1usize..400, any::<bool>()).prop_map(|(depth, objects)| {
+                    let (open, close) = if objects { ("{\"a\":", "}") } else { ("[", "]") };
+                    format!("{}1{}", open.repeat(depth), close.repeat(depth)).into_bytes()
+                }),
+            ],
+        ) {
+            let is_object = serde_json::from_slice::<Value>(&raw).is_ok_and(|v| v.is_object());
+            match Event::parse(scheme, &proof(scheme), Bytes::from(raw.clone())) {
+                Ok(event) => {
+                    prop_assert!(is_object);
+                    prop_assert_eq!(&event.raw[..], &raw[..]);
+                    prop_assert!(!event.describe().is_empty());
+                }
+                Err(err) => {
+                    prop_assert!(!is_object);
+                    prop_assert!(err.to_string().starts_with("body is not a JSON object: "));
+                }
+            }
+        }
+    }
+}

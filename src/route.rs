@@ -894,3 +894,169 @@ mod tests {
         assert_eq!(t.route_names().collect::<Vec<_>>(), ["a", "b"]);
     }
 }
+
+/// Properties of matching over generated route tables and parsed events.
+#[cfg(test)]
+mod props {
+    use proptest::collection::vec;
+    use proptest::option;
+    use proptest::prelude::*;
+    use proptest::sample::{Index, select};
+
+    use super::*;
+    use crate::event::props::{body, parse_body, scheme};
+
+    const TARGETS: &[&str] = &["slack", "ci", "job", "log"];
+    const ENDPOINTS: &[&str] = &["databricks", "mlflow", "staging"];
+    const EVENTS: &[&str] = &[
+        "*",
+        "MODEL_VERSION_CREATED",
+        "model_version.created",
+        "model_version_tag.set",
+        "comment_created",
+        "prompt.created",
+        "unknown",
+        "unknown.unknown",
+    ];
+    const MODELS: &[&str] = &["*", "fraud-*", "{champion,fraud-detector}", "?*", "prod.*"];
+    const STAGE_NAMES: &[&str] = &["None", "Staging", "production", "ARCHIVED"];
+    const WORDS: &[&str] = &["champion", "created", "", "set", "Production"];
+    const TAG_KEYS: &[&str] = &["key", "name", "k"];
+
+    /// Criteria drawn from the same vocabulary as the generated events, so that routes both
+    /// match and miss.
+    fn route(name: String) -> impl Strategy<Value = RouteConfig> {
+        let events = select(EVENTS);
+        let models = select(MODELS);
+        let stages = select(STAGE_NAMES);
+        let words = select(WORDS);
+        (
+            vec(events, 0..3),
+            vec(models, 0..2),
+            vec(select(ENDPOINTS), 0..2),
+            vec(stages.clone(), 0..2),
+            vec(stages, 0..2),
+            vec(words.clone(), 0..2),
+            vec((select(TAG_KEYS), option::of(words)), 0..2),
+            vec(select(TARGETS), 1..4),
+        )
+            .prop_map(
+                move |(events, models, endpoints, from, to_stage, aliases, tags, to)| {
+                    let owned = |xs: Vec<&str>| xs.into_iter().map(str::to_owned).collect();
+                    RouteConfig {
+                        name: name.clone(),
+                        events: owned(events),
+                        models: owned(models),
+                        endpoints: owned(endpoints),
+                        from_stage: owned(from),
+                        to_stage: owned(to_stage),
+                        aliases: owned(aliases),
+                        tags: tags
+                            .into_iter()
+                            .map(|(k, v)| (k.to_owned(), v.map(str::to_owned)))
+                            .collect(),
+                        to: owned(to),
+                    }
+                },
+            )
+    }
+
+    fn routes() -> impl Strategy<Value = Vec<RouteConfig>> {
+        (0usize..6).prop_flat_map(|n| (0..n).map(|i| route(format!("r{i}"))).collect::<Vec<_>>())
+    }
+
+    fn compile(routes: &[RouteConfig]) -> RouteTable {
+        RouteTable::compile(routes, TARGETS).expect("generated routes are valid")
+    }
+
+    /// What `targets_for` promises, from `explain`'s verdicts: the matching routes' targets,
+    /// each once, in order of first appearance.
+    fn union_of_matches(verdicts: &[RouteMatch]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for target in verdicts.iter().filter(|m| m.matched).flat_map(|m| &m.to) {
+            if !out.contains(target) {
+                out.push(target.clone());
+            }
+        }
+        out
+    }
+
+    proptest! {
+        // Each case compiles its tables' glob sets (a regex build apiece): half the default
+        // number of cases keeps these two under a second.
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn matching_is_deterministic_and_agrees_with_explain(
+            routes in routes(),
+            scheme in scheme(),
+            body in body(),
+            endpoint in select(ENDPOINTS),
+        ) {
+            let table = compile(&routes);
+            let event = parse_body(scheme, &body);
+            let targets = table.targets_for(endpoint, &event);
+            prop_assert_eq!(&table.targets_for(endpoint, &event), &targets);
+            prop_assert_eq!(&compile(&routes).targets_for(endpoint, &event), &targets);
+            prop_assert_eq!(&table.clone().targets_for(endpoint, &event), &targets);
+
+            let verdicts = table.explain(endpoint, &event);
+            prop_assert_eq!(verdicts.len(), routes.len());
+            for verdict in &verdicts {
+                prop_assert_eq!(verdict.why_not.is_none(), verdict.matched);
+            }
+            prop_assert_eq!(&union_of_matches(&verdicts), &targets);
+            let matched: Vec<&str> =
+                verdicts.iter().filter(|m| m.matched).map(|m| m.name.as_str()).collect();
+            prop_assert_eq!(table.matching_routes(endpoint, &event), matched);
+        }
+
+        #[test]
+        fn a_catch_all_route_matches_every_event(
+            routes in routes(),
+            catch_all in route("all".into()),
+            star in any::<bool>(),
+            at in any::<Index>(),
+            scheme in scheme(),
+            body in body(),
+            endpoint in select(ENDPOINTS),
+        ) {
+            // `events = ["*"]` (or no `events` at all) and no other criterion.
+            let catch_all = RouteConfig {
+                name: catch_all.name,
+                events: if star { vec!["*".into()] } else { Vec::new() },
+                to: catch_all.to,
+                ..Default::default()
+            };
+            let event = parse_body(scheme, &body);
+            let without = compile(&routes).targets_for(endpoint, &event);
+            let mut with_routes = routes.clone();
+            let at = at.index(routes.len() + 1);
+            with_routes.insert(at, catch_all.clone());
+            let table = compile(&with_routes);
+
+            prop_assert!(table.matching_routes(endpoint, &event).contains(&"all"));
+            let targets = table.targets_for(endpoint, &event);
+            for target in &catch_all.to {
+                prop_assert!(targets.contains(target), "{} not in {:?}", target, targets);
+            }
+            // Adding a route takes no target away; appended, it only adds after the others,
+            // and first, its own targets lead.
+            for target in &without {
+                prop_assert!(targets.contains(target), "{} lost from {:?}", target, targets);
+            }
+            if at == routes.len() {
+                prop_assert_eq!(&targets[..without.len()], &without[..]);
+            }
+            if at == 0 {
+                let own = union_of_matches(&[RouteMatch {
+                    name: catch_all.name.clone(),
+                    matched: true,
+                    why_not: None,
+                    to: catch_all.to.clone(),
+                }]);
+                prop_assert_eq!(&targets[..own.len()], &own[..]);
+            }
+        }
+    }
+}

@@ -3,7 +3,9 @@
 //! Syntax, shell-like: `${VAR}` is the variable's value (an error if it is unset),
 //! `${VAR:-default}` is the default when the variable is unset *or empty* (the default may itself
 //! contain `${...}`), `$$` is a literal `$`, and a `$` followed by anything else is kept as is, so
-//! a value like `pa$word` needs no escaping. Substituted values are not scanned again.
+//! a value like `pa$word` needs no escaping. Substituted values are not scanned again. Defaults
+//! nest at most [`MAX_NESTING`] deep: the expansion recurses once per level, and a string of
+//! thousands of `${A:-` must be an error, not a stack overflow.
 //!
 //! Error messages name the key path and the variable, never a value: values are secrets.
 
@@ -17,7 +19,12 @@ pub(crate) enum InterpError {
     Unterminated,
     BadName,
     Unsupported(String),
+    /// A default nested deeper than [`MAX_NESTING`]; the variable whose default it is.
+    TooDeep(String),
 }
+
+/// Deepest nesting of defaults (`${A:-${B:-...}}`) accepted; real files use one or two levels.
+const MAX_NESTING: usize = 32;
 
 impl InterpError {
     fn message(&self) -> String {
@@ -29,6 +36,9 @@ impl InterpError {
                 .into(),
             InterpError::Unsupported(var) => {
                 format!("unsupported syntax after `${{{var}`: expected `}}` or `:-default}}`")
+            }
+            InterpError::TooDeep(var) => {
+                format!("defaults nested more than {MAX_NESTING} deep at `${{{var}:-`")
             }
         }
     }
@@ -42,21 +52,22 @@ pub(crate) fn interpolate(
     let chars: Vec<char> = text.chars().collect();
     let mut pos = 0;
     let mut out = String::with_capacity(text.len());
-    expand(&chars, &mut pos, false, true, lookup, &mut out)?;
+    expand(&chars, &mut pos, 0, true, lookup, &mut out)?;
     Ok(out)
 }
 
-/// Expand from `pos` until the end of input or, when `nested`, until (and past) the `}` that
-/// closes a default. With `eval` false the text is only checked (an unused default must still be
-/// well formed, but its variables need not exist).
+/// Expand from `pos` until the end of input or, inside a default (`depth` > 0), until (and
+/// past) the `}` that closes it. With `eval` false the text is only checked (an unused default
+/// must still be well formed, but its variables need not exist).
 fn expand(
     chars: &[char],
     pos: &mut usize,
-    nested: bool,
+    depth: usize,
     eval: bool,
     lookup: &dyn Fn(&str) -> Option<String>,
     out: &mut String,
 ) -> Result<(), InterpError> {
+    let nested = depth > 0;
     while *pos < chars.len() {
         let c = chars[*pos];
         if nested && c == '}' {
@@ -100,11 +111,14 @@ fn expand(
                         }
                     }
                     (Some(':'), Some('-')) => {
+                        if depth == MAX_NESTING {
+                            return Err(InterpError::TooDeep(name));
+                        }
                         *pos += 2;
                         let value = if eval { lookup(&name) } else { None };
                         let use_default = eval && value.as_deref().is_none_or(str::is_empty);
                         let mut default = String::new();
-                        expand(chars, pos, true, use_default, lookup, &mut default)?;
+                        expand(chars, pos, depth + 1, use_default, lookup, &mut default)?;
                         if eval {
                             match value {
                                 Some(v) if !v.is_empty() => out.push_str(&v),
@@ -243,10 +257,196 @@ mod tests {
         assert_eq!(run("${1A}"), Err(InterpError::BadName));
         assert_eq!(run("${A-x}"), Err(InterpError::Unsupported("A".into())));
         assert_eq!(run("${A:=x}"), Err(InterpError::Unsupported("A".into())));
+        // Nesting is bounded: 10 000 levels used to overflow the stack, an abort instead of an
+        // error naming the key.
+        let nested = |n: usize| format!("{}x{}", "${NOPE:-".repeat(n), "}".repeat(n));
+        assert_eq!(run(&nested(MAX_NESTING)).unwrap(), "x");
+        assert_eq!(
+            run(&nested(MAX_NESTING + 1)),
+            Err(InterpError::TooDeep("NOPE".into()))
+        );
+        assert_eq!(
+            run(&nested(100_000)),
+            Err(InterpError::TooDeep("NOPE".into()))
+        );
+        assert!(
+            InterpError::TooDeep("NOPE".into())
+                .message()
+                .contains("nested more than 32 deep at `${NOPE:-`")
+        );
         assert!(
             InterpError::Missing("X".into())
                 .message()
                 .contains("environment variable X is not set")
         );
+    }
+}
+
+/// Properties of [`interpolate`] over generated strings and environments.
+#[cfg(test)]
+mod props {
+    use std::collections::HashMap;
+
+    use proptest::collection::{hash_map, vec};
+    use proptest::prelude::*;
+    use proptest::sample::select;
+
+    use super::*;
+
+    /// Appears in every generated value and in no message of ours, so a value leaking into an
+    /// error is seen whatever else it holds.
+    const MARKER: &str = "hgSECRETmark";
+
+    fn name() -> impl Strategy<Value = String> {
+        "[A-Za-z_][A-Za-z0-9_]{0,8}"
+    }
+
+    /// Values are secrets: anything, `$` and braces included, always with the marker.
+    fn value() -> impl Strategy<Value = String> {
+        any::<String>().prop_map(|s| format!("{s}{MARKER}"))
+    }
+
+    fn env() -> impl Strategy<Value = HashMap<String, String>> {
+        hash_map(name(), value(), 0..4)
+    }
+
+    /// Text without `$`; in a default, also without the `}` that would end it.
+    fn plain() -> impl Strategy<Value = String> {
+        any::<String>().prop_map(|s| s.replace('$', ""))
+    }
+
+    /// Strings made mostly of the syntax's own pieces, in any order: unterminated `${`,
+    /// nested defaults, stray braces, escapes, names starting with digits.
+    fn syntax_soup() -> impl Strategy<Value = String> {
+        const PIECES: &[&str] = &[
+            "$", "$$", "${", "}", ":-", ":", "-", "{", "${A", "${A}", "${A:-",
+        ];
+        let piece = prop_oneof![
+            select(PIECES).prop_map(str::to_owned),
+            name(),
+            "[0-9]{1,2}",
+            any::<char>().prop_map(String::from),
+        ];
+        vec(piece, 0..24).prop_map(|pieces| pieces.concat())
+    }
+
+    fn run(text: &str, env: &HashMap<String, String>) -> Result<String, InterpError> {
+        interpolate(text, &|var| env.get(var).cloned())
+    }
+
+    proptest! {
+        #[test]
+        fn text_without_dollar_is_unchanged(text in plain(), env in env()) {
+            prop_assert_eq!(run(&text, &env), Ok(text));
+        }
+
+        #[test]
+        fn doubled_dollars_read_back_as_the_text(text in any::<String>(), env in env()) {
+            prop_assert_eq!(run(&text.replace('$', "$$"), &env), Ok(text));
+        }
+
+        #[test]
+        fn a_default_stands_in_for_an_unset_or_empty_variable(
+            var in name(),
+            default in plain().prop_map(|s| s.replace('}', "")),
+            before in plain(),
+            after in plain(),
+            set in proptest::option::of(prop_oneof![Just(String::new()), value()]),
+            mut env in env(),
+        ) {
+            env.remove(&var);
+            if let Some(v) = &set {
+                env.insert(var.clone(), v.clone());
+            }
+            let text = format!("{before}${{{var}:-{default}}}{after}");
+            // A value is used as is, never scanned for `${` again.
+            let used = match set {
+                Some(v) if !v.is_empty() => v,
+                _ => default,
+            };
+            prop_assert_eq!(run(&text, &env), Ok(format!("{before}{used}{after}")));
+        }
+
+        #[test]
+        fn a_default_is_evaluated_only_when_used(
+            outer in name(),
+            inner in name(),
+            outer_value in proptest::option::of(prop_oneof![Just(String::new()), value()]),
+            inner_value in proptest::option::of(value()),
+        ) {
+            prop_assume!(outer != inner);
+            let mut env = HashMap::new();
+            env.extend(outer_value.clone().map(|v| (outer.clone(), v)));
+            env.extend(inner_value.clone().map(|v| (inner.clone(), v)));
+            let got = run(&format!("${{{outer}:-${{{inner}}}}}"), &env);
+            let expected = match (outer_value, inner_value) {
+                (Some(v), _) if !v.is_empty() => Ok(v),
+                (_, Some(v)) => Ok(v),
+                // Unset or empty: the default is used, so its variable must exist.
+                (_, None) => Err(InterpError::Missing(inner)),
+            };
+            prop_assert_eq!(got, expected);
+        }
+
+        #[test]
+        fn nesting_is_bounded_not_a_stack_overflow(depth in 0usize..3_000, env in env()) {
+            let text = format!("{}x{}", "${NOPE:-".repeat(depth), "}".repeat(depth));
+            let expected = if depth <= MAX_NESTING {
+                Ok("x".to_owned())
+            } else {
+                Err(InterpError::TooDeep("NOPE".into()))
+            };
+            prop_assume!(!env.contains_key("NOPE"));
+            prop_assert_eq!(run(&text, &env), expected);
+        }
+
+        #[test]
+        fn an_unset_variable_is_an_error_that_names_it(
+            var in name(),
+            before in plain(),
+            env in env(),
+        ) {
+            prop_assume!(!env.contains_key(&var));
+            let got = run(&format!("{before}${{{var}}}"), &env);
+            prop_assert_eq!(&got, &Err(InterpError::Missing(var.clone())));
+            let message = got.unwrap_err().message();
+            prop_assert!(message.contains(&var), "{}", message);
+        }
+
+        #[test]
+        fn any_text_interpolates_or_fails_without_panic_or_leak(
+            text in prop_oneof![syntax_soup(), any::<String>()],
+            env in env(),
+        ) {
+            match run(&text, &env) {
+                // Only `$` sequences change: text without one comes back as it was.
+                Ok(out) => {
+                    if !text.contains('$') {
+                        prop_assert_eq!(out, text);
+                    }
+                }
+                Err(err) => {
+                    let message = err.message();
+                    prop_assert!(!message.contains(MARKER), "{}", message);
+                    match &err {
+                        InterpError::Missing(var) => {
+                            let reference = format!("${{{var}");
+                            prop_assert!(!env.contains_key(var));
+                            prop_assert!(text.contains(&reference));
+                            prop_assert!(message.contains(var.as_str()), "{}", message);
+                        }
+                        InterpError::Unsupported(var) | InterpError::TooDeep(var) => {
+                            let reference = format!("${{{var}");
+                            prop_assert!(text.contains(&reference));
+                            prop_assert!(message.contains(var.as_str()), "{}", message);
+                        }
+                        InterpError::Unterminated | InterpError::BadName => {
+                            let opening = "${";
+                            prop_assert!(text.contains(opening));
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -705,6 +705,13 @@ fn interpolation_errors_name_path_and_variable_only() {
     );
     let text = with(MINIMAL, "[store]\nurl = \"sqlite://${S\"");
     assert!(error_at(&text, &secret_vars(), "store.url").contains("unterminated"));
+    // Deep nesting is an error at its key, not a stack overflow.
+    let deep = format!("{}x{}", "${NOPE:-".repeat(20_000), "}".repeat(20_000));
+    let text = with(MINIMAL, &format!("[store]\nurl = \"{deep}\""));
+    assert_eq!(
+        error_at(&text, &secret_vars(), "store.url"),
+        "defaults nested more than 32 deep at `${NOPE:-`"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,6 +7,8 @@
 pub mod bearer;
 pub mod databricks;
 pub mod mlflow;
+#[cfg(test)]
+mod props;
 
 use std::time::Duration;
 
