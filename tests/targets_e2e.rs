@@ -87,13 +87,11 @@ to = ["flaky"]
         let want = if i + 1 < n { "retry" } else { "dead" };
         assert_eq!(at["result"], want, "attempt {}: {e:#}", i + 1);
     }
-    // No attempt was scheduled past max_age (counted from the first, with some slack for
-    // timers and scheduling).
+    // No attempt was scheduled well past max_age (counted from the first). The slack is wide:
+    // an attempt due just before the limit may start late on a loaded machine; without the
+    // limit, attempts would go on for minutes.
     let span = reqs[n - 1].at.duration_since(reqs[0].at);
-    assert!(
-        span < Duration::from_millis(1700),
-        "attempts spanned {span:?}"
-    );
+    assert!(span < Duration::from_secs(3), "attempts spanned {span:?}");
 
     // The reason says it was the age, with the last failure.
     let d = delivery(&e, "flaky");
