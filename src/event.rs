@@ -605,7 +605,7 @@ mod tests {
     use crate::verify::{EndpointAuth, verify};
 
     /// A proof for bodies in tests: an endpoint without secrets accepts everything.
-    fn proof(scheme: Scheme) -> Verified {
+    pub(super) fn proof(scheme: Scheme) -> Verified {
         let open = EndpointAuth {
             scheme,
             secrets: Vec::new(),
@@ -1518,14 +1518,12 @@ mod tests {
 /// vocabulary (so the typed fields and the sentences are reached) and partly at random.
 #[cfg(test)]
 pub(crate) mod props {
-    use std::time::Duration;
-
     use proptest::collection::vec;
     use proptest::prelude::*;
     use proptest::sample::select;
 
+    use super::tests::proof;
     use super::*;
-    use crate::verify::{EndpointAuth, verify};
 
     /// Keys the parsers read, at the top level or under `data`.
     const KEYS: &[&str] = &[
@@ -1650,17 +1648,6 @@ pub(crate) mod props {
             ]
             .concat(),
         }
-    }
-
-    /// A proof for generated bodies: an endpoint without secrets accepts everything.
-    pub(crate) fn proof(scheme: Scheme) -> Verified {
-        let open = EndpointAuth {
-            scheme,
-            secrets: Vec::new(),
-            bearer: None,
-            tolerance: Duration::from_secs(300),
-        };
-        verify(&open, &http::HeaderMap::new(), b"", 0).unwrap()
     }
 
     /// Parse a generated object the way ingress does.

@@ -230,20 +230,10 @@ secrets = ["env-file-secret"]
 // ---------------------------------------------------------------------------------------------
 // deliveries list / replay.
 
-/// `hookgate deliveries ARGS --config CFG`, asserting success; its stdout.
-async fn deliveries(cfg: &Path, args: &[&str]) -> String {
-    let mut all: Vec<&OsStr> = vec![os("deliveries")];
-    all.extend(args.iter().map(|a| os(a)));
-    all.extend([os("--config"), cfg.as_os_str()]);
-    let out = hookgate(all).await;
-    assert_eq!(out.code, 0, "deliveries {args:?}: {out:?}");
-    out.stdout
-}
-
 async fn deliveries_json(cfg: &Path, args: &[&str]) -> Vec<Value> {
     let mut args = args.to_vec();
     args.push("--json");
-    let out = deliveries(cfg, &args).await;
+    let out = deliveries_cli(cfg, &args).await;
     let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     v.as_array()
         .unwrap_or_else(|| panic!("not a list: {v}"))
@@ -324,7 +314,7 @@ to = ["a", "b", "c"]
         [&json!("delivered"), &json!("delivered")]
     );
     // Both filters, as a table.
-    let table = deliveries(&cfg, &["list", "--status", "delivered", "--target", "c"]).await;
+    let table = deliveries_cli(&cfg, &["list", "--status", "delivered", "--target", "c"]).await;
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 3, "{table}");
     assert!(lines[0].starts_with("ID "), "{table}");
@@ -333,13 +323,13 @@ to = ["a", "b", "c"]
         let id = did(event, "c").to_string();
         assert_eq!(cols[..4], [id.as_str(), "delivered", "c", "1"], "{table}");
     }
-    let none = deliveries(&cfg, &["list", "--status", "delivered", "--target", "a"]).await;
+    let none = deliveries_cli(&cfg, &["list", "--status", "delivered", "--target", "a"]).await;
     assert_eq!(none.lines().last(), Some("(no deliveries)"), "{none}");
 
     // replay --dead --target a: a's dead letters only, sent again (now answered 200).
     a.default_answer(Answer::status(200));
     b.default_answer(Answer::status(200));
-    let out = deliveries(&cfg, &["replay", "--dead", "--target", "a"]).await;
+    let out = deliveries_cli(&cfg, &["replay", "--dead", "--target", "a"]).await;
     assert_eq!(out, "replayed 2 deliveries\n");
     for id in &ids {
         let e = wait_delivery(&g, id, "a", "delivered", 2).await;
@@ -350,7 +340,7 @@ to = ["a", "b", "c"]
 
     // replay ID...: one dead delivery of b and one delivered one of c.
     let (b0, c0) = (did(0, "b"), did(0, "c"));
-    let out = deliveries(&cfg, &["replay", &b0.to_string(), &c0.to_string()]).await;
+    let out = deliveries_cli(&cfg, &["replay", &b0.to_string(), &c0.to_string()]).await;
     assert_eq!(out, "replayed 2 deliveries\n");
     wait_delivery(&g, &ids[0], "b", "delivered", 2).await;
     let e = wait_delivery(&g, &ids[0], "c", "delivered", 2).await;
@@ -371,7 +361,7 @@ to = ["a", "b", "c"]
     // replay --dead without a target: what is left (b's second).
     let rows = deliveries_json(&cfg, &["list", "--status", "dead"]).await;
     assert_eq!(field(&rows, "id"), [&json!(did(1, "b"))]);
-    let out = deliveries(&cfg, &["replay", "--dead", "--json"]).await;
+    let out = deliveries_cli(&cfg, &["replay", "--dead", "--json"]).await;
     assert_eq!(
         serde_json::from_str::<Value>(&out).unwrap(),
         json!({"replayed": 1})
@@ -606,14 +596,7 @@ to = ["ci", "jenkins", "gh", "chat", "deploy"]
             .unwrap();
         answers.push(r.text().await.unwrap());
     }
-    let metrics = client()
-        .get(served.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = served.metrics().await;
     let out = served.stop().await;
     assert_eq!(out.code, 0, "{out:?}");
 

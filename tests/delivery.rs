@@ -12,8 +12,6 @@ use common::fake::{Answer, FakeTarget, Recorded};
 use common::*;
 use serde_json::{Value, json};
 
-const DBX_TEXT: &str =
-    "Registered model 'someModel' version 8 transitioned from None to Production.";
 const ALIAS_TEXT: &str =
     "Alias 'champion' was set on version 1 of registered model 'gateway-demo-model'.";
 
@@ -48,11 +46,6 @@ events = ["*"]
 to = ["{name}"]
 "#
     )
-}
-
-fn header<'a>(r: &'a Recorded, name: &str) -> &'a str {
-    r.header(name)
-        .unwrap_or_else(|| panic!("no {name} header in {:?}", r.headers))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -322,21 +315,7 @@ to = ["slack", "gh-dispatch", "gh-workflow", "gitlab", "jenkins", "http", "run-n
         // Databricks jobs/run-now with event_message = the event in Databricks' shape, as a JSON
         // string.
         let r = &dbx.requests()[i];
-        assert_eq!(r.method, "POST");
-        assert_eq!(r.uri, "/api/2.1/jobs/run-now");
-        assert_eq!(header(r, "authorization"), "Bearer dapi-testtoken");
-        assert_eq!(header(r, "content-type"), "application/json");
-        let body = r.json();
-        let keys: BTreeSet<&str> = body
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        assert_eq!(
-            keys,
-            BTreeSet::from(["job_id", "idempotency_token", "job_parameters"])
-        );
+        let body = run_now_body(r, "Bearer dapi-testtoken", "job_parameters");
         assert_eq!(body["job_id"], 42);
         let token = body["idempotency_token"].as_str().unwrap();
         assert!(
@@ -750,36 +729,19 @@ to = ["ml-slack"]
     // So does the CLI, reading the same store while the gateway runs.
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), &base_config(&g.db, &extra));
-    let run = hookgate([
-        "deliveries".as_ref(),
-        "list".as_ref(),
-        "--status".as_ref(),
-        "dead".as_ref(),
-        "--json".as_ref(),
-        "--config".as_ref(),
-        cfg.as_os_str(),
-    ])
-    .await;
-    assert_eq!(run.code, 0, "{run:?}");
-    let listed: Value = serde_json::from_str(&run.stdout).unwrap();
+    let stdout = deliveries_cli(&cfg, &["list", "--status", "dead", "--json"]).await;
+    let listed: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(listed, list["deliveries"], "the CLI and the API agree");
     assert!(
-        !run.stdout.contains("secretpath"),
+        !stdout.contains("secretpath"),
         "the webhook URL is a secret"
     );
     // The plain table shows the reason too.
-    let run = hookgate([
-        "deliveries".as_ref(),
-        "list".as_ref(),
-        "--config".as_ref(),
-        cfg.as_os_str(),
-    ])
-    .await;
-    assert_eq!(run.code, 0, "{run:?}");
+    let stdout = deliveries_cli(&cfg, &["list"]).await;
     assert!(
-        run.stdout.contains("dead") && run.stdout.contains("http 400: invalid_payload"),
+        stdout.contains("dead") && stdout.contains("http 400: invalid_payload"),
         "{}",
-        run.stdout
+        stdout
     );
     g.stop().await;
 }
@@ -934,16 +896,8 @@ to = ["t", "other"]
     fake.default_answer(Answer::status(200));
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), &base_config(&g.db, &extra));
-    let run = hookgate([
-        "deliveries".as_ref(),
-        "replay".as_ref(),
-        "--dead".as_ref(),
-        "--config".as_ref(),
-        cfg.as_os_str(),
-    ])
-    .await;
-    assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(run.stdout.trim(), "replayed 1 deliveries");
+    let stdout = deliveries_cli(&cfg, &["replay", "--dead"]).await;
+    assert_eq!(stdout.trim(), "replayed 1 deliveries");
     wait_delivery(&g, &b_id, "t", "delivered", 4).await;
     assert_eq!(requests_for(&fake, &b_id).len(), 4);
     // The event delivered before was not sent again, and `other` got each event once.

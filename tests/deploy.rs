@@ -15,7 +15,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::Value;
@@ -187,17 +186,6 @@ async fn post_databricks(g: &Served, secret: &str, version: u32) -> (u16, Value)
         .await
         .unwrap();
     (r.status().as_u16(), r.json().await.unwrap())
-}
-
-/// Poll the metrics until `series` reads `want`.
-async fn wait_metric(g: &Served, series: &str, want: f64) {
-    for _ in 0..200 {
-        if metric(&get_admin(g, "/metrics").await.1, series) == Some(want) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{series} never read {want}");
 }
 
 /// SIGTERM: the gateway drains and exits 0.
@@ -896,7 +884,8 @@ async fn systemd_unit_starts_reloads_and_stops_the_gateway() {
         .await
         .unwrap();
     assert!(st.success(), "{reload}");
-    wait_metric(&g, "hookgate_config_reloads_total{result=\"ok\"}", 1.0).await;
+    g.wait_metric("hookgate_config_reloads_total{result=\"ok\"}", 1.0)
+        .await;
     stop_cleanly(g).await;
 }
 

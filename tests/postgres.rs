@@ -680,16 +680,8 @@ async fn gateway_relays_and_shows_events_on_postgres(schema: TestSchema) {
     // The CLI reads the same database.
     let dir = tempfile::tempdir().unwrap();
     let cfg = common::delivery::write_config(dir.path(), &toml);
-    let run = common::delivery::hookgate([
-        "deliveries".as_ref(),
-        "list".as_ref(),
-        "--json".as_ref(),
-        "--config".as_ref(),
-        cfg.as_os_str(),
-    ])
-    .await;
-    assert_eq!(run.code, 0, "{run:?}");
-    let rows: Value = serde_json::from_str(&run.stdout).unwrap();
+    let stdout = common::delivery::deliveries_cli(&cfg, &["list", "--json"]).await;
+    let rows: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(rows[0]["event_id"], id);
     assert_eq!(rows[0]["status"], "delivered");
     g.stop().await;

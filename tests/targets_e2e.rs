@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -15,9 +14,6 @@ use common::fake::{Answer, FakeTarget, Recorded};
 use common::*;
 use hmac::Mac as _;
 use serde_json::json;
-
-const DBX_TEXT: &str =
-    "Registered model 'someModel' version 8 transitioned from None to Production.";
 
 /// The Databricks stage-transition vector (Airline_Delay_SparkML v8, None → Production).
 async fn send_transition(g: &Gateway) -> String {
@@ -28,11 +24,6 @@ async fn send_transition(g: &Gateway) -> String {
         ))
         .await,
     )
-}
-
-fn header<'a>(r: &'a Recorded, name: &str) -> &'a str {
-    r.header(name)
-        .unwrap_or_else(|| panic!("no {name} header in {:?}", r.headers))
 }
 
 /// Path and decoded query pairs of a recorded request.
@@ -118,21 +109,12 @@ to = ["flaky"]
     assert_eq!(rows[0]["last_error"], reason);
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), &base_config(&g.db, &extra));
-    let run = hookgate([
-        "deliveries".as_ref(),
-        "list".as_ref(),
-        "--status".as_ref(),
-        "dead".as_ref(),
-        "--config".as_ref(),
-        cfg.as_os_str(),
-    ])
-    .await;
-    assert_eq!(run.code, 0, "{run:?}");
-    let lines: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "{}", run.stdout);
-    assert!(lines[1].contains("dead"), "{}", run.stdout);
-    assert!(lines[1].contains("flaky"), "{}", run.stdout);
-    assert!(lines[1].ends_with(reason), "{}", run.stdout);
+    let stdout = deliveries_cli(&cfg, &["list", "--status", "dead"]).await;
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", stdout);
+    assert!(lines[1].contains("dead"), "{}", stdout);
+    assert!(lines[1].contains("flaky"), "{}", stdout);
+    assert!(lines[1].ends_with(reason), "{}", stdout);
 
     let m = g.metrics().await;
     assert_eq!(
@@ -387,23 +369,8 @@ to = ["notebook"]
     wait_delivery(&g, &id, "notebook", "delivered", 1).await;
     let reqs = dbx.wait_for(1, PATIENCE).await;
     assert_eq!(reqs.len(), 1);
-    let r = &reqs[0];
-    assert_eq!(r.method, "POST");
-    assert_eq!(r.uri, "/api/2.1/jobs/run-now");
-    assert_eq!(header(r, "authorization"), "Bearer dapi-notebook");
-    assert_eq!(header(r, "content-type"), "application/json");
-    let body = r.json();
-    let keys: BTreeSet<&str> = body
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(
-        keys,
-        BTreeSet::from(["job_id", "idempotency_token", "notebook_params"]),
-        "notebook_params instead of job_parameters: {body}"
-    );
+    // notebook_params instead of job_parameters.
+    let body = run_now_body(&reqs[0], "Bearer dapi-notebook", "notebook_params");
     assert_eq!(body["job_id"], 7);
     let token = body["idempotency_token"].as_str().unwrap();
     assert!(!token.is_empty() && token.len() <= 64, "{token}");

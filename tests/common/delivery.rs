@@ -19,8 +19,41 @@ max_delay = "500ms"
 max_attempts = 5
 "#;
 
+/// The `text` of the Databricks stage-transition vector (`MODEL_VERSION_TRANSITIONED_STAGE.json`).
+pub const DBX_TEXT: &str =
+    "Registered model 'someModel' version 8 transitioned from None to Production.";
+
 /// How long any test waits for something that should take well under a second.
 pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A header a recorded request must have.
+pub fn header<'a>(r: &'a Recorded, name: &str) -> &'a str {
+    r.header(name)
+        .unwrap_or_else(|| panic!("no {name} header in {:?}", r.headers))
+}
+
+/// A Databricks `jobs/run-now` request as the `databricks_job` target sends it: a POST to its
+/// path with the bearer token, JSON with exactly `job_id`, `idempotency_token` and `params`
+/// (`job_parameters` or `notebook_params`). Returns the body.
+pub fn run_now_body(r: &Recorded, authorization: &str, params: &str) -> Value {
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.uri, "/api/2.1/jobs/run-now");
+    assert_eq!(header(r, "authorization"), authorization);
+    assert_eq!(header(r, "content-type"), "application/json");
+    let body = r.json();
+    let keys: std::collections::BTreeSet<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        std::collections::BTreeSet::from(["job_id", "idempotency_token", params]),
+        "{body}"
+    );
+    body
+}
 
 /// One vector file by directory and name.
 pub fn vector(dir: &str, file: &str) -> Vector {
@@ -171,6 +204,16 @@ where
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// `hookgate deliveries ARGS --config CFG`, asserting it succeeds; its stdout.
+pub async fn deliveries_cli(cfg: &Path, args: &[&str]) -> String {
+    let mut all: Vec<&OsStr> = vec![OsStr::new("deliveries")];
+    all.extend(args.iter().map(OsStr::new));
+    all.extend([OsStr::new("--config"), cfg.as_os_str()]);
+    let run = hookgate(all).await;
+    assert_eq!(run.code, 0, "deliveries {args:?}: {run:?}");
+    run.stdout
 }
 
 /// Write a configuration file for the CLI.

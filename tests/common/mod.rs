@@ -337,30 +337,12 @@ impl Gateway {
     }
 
     pub async fn metrics(&self) -> String {
-        self.client
-            .get(self.admin_url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        scrape(&self.client, &self.admin_url("/metrics")).await
     }
 
     /// Wait (up to 10 s) until the metric sample `series` reads `want`.
     pub async fn wait_metric(&self, series: &str, want: f64) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let got = metric(&self.metrics().await, series);
-            if got == Some(want) {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{series} is {got:?}, not {want}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for_metric(&self.client, &self.admin_url("/metrics"), series, want).await
     }
 
     pub async fn admin_get(&self, path: &str) -> (u16, Value) {
@@ -466,6 +448,27 @@ pub fn resign_mlflow_now(v: &Vector) -> Vector {
         }
     }
     v
+}
+
+/// The text of a `/metrics` scrape at `url`.
+pub async fn scrape(client: &reqwest::Client, url: &str) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// Scrape `url` until the metric sample `series` reads `want` (up to 10 s).
+pub async fn wait_for_metric(client: &reqwest::Client, url: &str, series: &str, want: f64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = metric(&scrape(client, url).await, series);
+        if got == Some(want) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{series} is {got:?}, not {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The value of a metric sample line, e.g. `hookgate_requests_total{endpoint="x",status="200"}`.

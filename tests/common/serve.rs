@@ -179,6 +179,16 @@ impl Served {
         format!("http://{}{}", self.admin, path)
     }
 
+    /// Its `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        super::scrape(&super::client(), &self.admin_url("/metrics")).await
+    }
+
+    /// Wait (up to 10 s) until the metric sample `series` reads `want`.
+    pub async fn wait_metric(&self, series: &str, want: f64) {
+        super::wait_for_metric(&super::client(), &self.admin_url("/metrics"), series, want).await
+    }
+
     /// SIGTERM, then wait (up to 20 s) for it to exit; everything it wrote.
     pub async fn stop(mut self) -> Run {
         let pid = self.child.id().expect("still running").to_string();
