@@ -641,3 +641,50 @@ to = ["ci", "jenkins", "gh", "chat", "deploy"]
         }
     }
 }
+
+/// A signed body is still the sender's text: an event name with a line break in it must stay
+/// inside its own log line, or whoever can sign a body could write lines that look like the
+/// gateway's (journald keeps each line as an entry of its own).
+#[tokio::test]
+async fn an_event_name_cannot_forge_a_log_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hookgate.db");
+    let rest = r#"
+[[endpoints]]
+name = "registry"
+path = "/hooks/registry"
+scheme = "databricks"
+secrets = ["forge-test-secret"]
+"#;
+    let cfg = write_config(dir.path(), &config(&db, rest));
+    let served = Served::start(
+        &[os("--config"), cfg.as_os_str()],
+        &[("HOOKGATE_LOG", "info"), ("HOOKGATE_LOG_FORMAT", "text")],
+        dir.path(),
+    )
+    .await
+    .unwrap_or_else(|out| panic!("serve did not start: {out:?}"));
+    const FORGED: &str = "2026-01-01T00:00:00.000000Z ERROR forged";
+    let body = format!(r#"{{"event":"X\n{FORGED}","model_name":"m"}}"#);
+    let sig = hookgate::verify::databricks::sign(b"forge-test-secret", body.as_bytes());
+    let headers = [("X-Databricks-Signature", sig.as_str())];
+    let url = served.url("/hooks/registry");
+    for want in ["accepted", "duplicate"] {
+        let (s, answer) = post(&url, &headers, &body).await;
+        assert_eq!(s, 200, "{answer}");
+        assert_eq!(answer["status"], want, "{answer}");
+    }
+    let out = served.stop().await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let log = out.stderr;
+    for line in ["event accepted", "duplicate delivery"] {
+        assert!(log.contains(line), "no {line:?} in:\n{log}");
+    }
+    assert!(
+        log.contains(r#"event="X\n2026"#),
+        "the name is logged, escaped:\n{log}"
+    );
+    if let Some(line) = log.lines().find(|l| l.starts_with(FORGED)) {
+        panic!("a forged line: {line}\n{log}");
+    }
+}

@@ -298,15 +298,17 @@ impl Ingress {
                         } else {
                             self.wake.notify_one();
                         }
+                        // The event name is the sender's text: as a plain value the log formats
+                        // quote and escape it, so a line break in it cannot start a forged line.
                         tracing::info!(
-                            endpoint = %ep.name, event_id = %event_id, event = %event.name,
+                            endpoint = %ep.name, event_id = %event_id, event = event.name.as_str(),
                             model = event.model.as_deref().unwrap_or(""), targets = ?targets,
                             "event accepted"
                         );
                         "accepted"
                     }
                     Ingested::Duplicate => {
-                        tracing::info!(endpoint = %ep.name, event_id = %event_id, event = %event.name, "duplicate delivery");
+                        tracing::info!(endpoint = %ep.name, event_id = %event_id, event = event.name.as_str(), "duplicate delivery");
                         "duplicate"
                     }
                 };

@@ -116,9 +116,12 @@ impl HttpTarget {
         }
         if let Some(key) = &self.signing_key {
             let ts = r.ctx.now_unix;
-            let signature = sign(&key.0, r.ctx.event_id, ts, &body);
+            // Standard Webhooks receivers de-duplicate by `webhook-id`: it is the idempotency
+            // key, so a retry keeps it and a replay (a new key) is not dropped as a repeat.
+            let id = r.ctx.idempotency_key();
+            let signature = sign(&key.0, &id, ts, &body);
             req = req
-                .header("webhook-id", r.ctx.event_id)
+                .header("webhook-id", id)
                 .header("webhook-timestamp", ts.to_string())
                 .header("webhook-signature", signature);
         }
@@ -280,6 +283,28 @@ mod tests {
             .decode(b64)
             .unwrap();
         mac.verify_slice(&raw).is_ok()
+    }
+
+    #[test]
+    fn a_replay_is_signed_under_a_new_webhook_id() {
+        let mut c = cfg();
+        c.signing_secret = Some(Secret::new("replay-signing-key"));
+        let t = build("h", TargetKind::Http(c));
+        let event = mlflow_event();
+        let mut ctx = context(&event);
+        ctx.attempt = 3;
+        let crate::targets::Action::Http(retry) = t.prepare(&ctx).unwrap() else {
+            panic!("an HTTP request")
+        };
+        assert_eq!(retry.header_value("webhook-id"), Some(EVENT_ID), "retries keep it");
+        ctx.replayed_at_ms = Some(1_795_617_200_000);
+        let crate::targets::Action::Http(replay) = t.prepare(&ctx).unwrap() else {
+            panic!("an HTTP request")
+        };
+        let id = format!("{EVENT_ID}:replay-1795617200000");
+        assert_eq!(replay.header_value("webhook-id"), Some(id.as_str()));
+        assert_eq!(replay.header_value("Idempotency-Key"), Some(id.as_str()));
+        assert!(verify(b"replay-signing-key", &replay), "signed over the new id");
     }
 
     #[test]

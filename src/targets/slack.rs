@@ -65,7 +65,7 @@ impl Slack {
             text: c
                 .text
                 .as_deref()
-                .map(|t| templates.add("text", t))
+                .map(|t| templates.add_slack("text", t))
                 .transpose()?,
             body: c
                 .body
@@ -93,9 +93,11 @@ impl Slack {
 
     fn message(&self, r: &Render<'_>) -> Result<Value, RenderError> {
         let event = r.event();
+        // Slack reads `&`, `<` and `>` as markup (`<!channel>` pings everyone): the sender's
+        // text is escaped, here or by the template (see `Templates::add_slack`).
         let text = match &self.text {
             Some(t) => r.render(t)?,
-            None => event.describe(),
+            None => escape(&event.describe()),
         };
         let mut m = Map::new();
         m.insert("text".into(), Value::from(text.as_str()));
@@ -173,7 +175,7 @@ fn registry_link(base: &str, e: &Event) -> Option<String> {
 }
 
 /// Slack's mrkdwn control characters, for values we put into our own mrkdwn.
-fn escape(s: &str) -> String {
+pub(super) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -252,6 +254,41 @@ mod tests {
         assert_eq!(
             body_json(&req)["text"],
             json!("gateway-demo-model v1 → champion (mlflow)")
+        );
+    }
+
+    #[test]
+    fn the_senders_text_is_escaped_and_the_templates_markup_kept() {
+        // A model name (or a Databricks `text`) is the sender's: unescaped, `<!channel>` would
+        // ping the whole channel and `&` would show wrongly.
+        let mut e = databricks_event();
+        e.model = Some("R&D<!channel>".into());
+        e.text = Some("Version 8 of 'R&D<!channel>' moved to Production.".into());
+        let escaped = "Version 8 of 'R&amp;D&lt;!channel&gt;' moved to Production.";
+        let mut c = cfg(URL);
+        c.blocks = true;
+        let body = body_json(&http_request(&build("s", TargetKind::Slack(c.clone())), &e));
+        assert_eq!(body["text"], escaped);
+        assert_eq!(body["blocks"][0]["text"]["text"], escaped);
+        assert_eq!(
+            body["blocks"][1]["fields"][0]["text"],
+            "*Model*\nR&amp;D&lt;!channel&gt;"
+        );
+        // Built sentences (no `text` in the event) too.
+        e.text = None;
+        let body = body_json(&http_request(&build("s", TargetKind::Slack(c.clone())), &e));
+        let text = body["text"].as_str().unwrap();
+        assert!(text.contains("R&amp;D&lt;!channel&gt;"), "{text}");
+
+        // A template's own markup stays; what it prints is escaped, unless marked safe.
+        c.blocks = false;
+        c.text = Some(
+            "<https://ci.example/runs|{{ event.model }}> & {{ event.alias }}{{ event.model | safe }}".into(),
+        );
+        let body = body_json(&http_request(&build("s", TargetKind::Slack(c)), &e));
+        assert_eq!(
+            body["text"],
+            "<https://ci.example/runs|R&amp;D&lt;!channel&gt;> & R&D<!channel>"
         );
     }
 

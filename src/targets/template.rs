@@ -119,6 +119,9 @@ impl Templates {
             ValueKind::Bool => out
                 .write_str(if value.is_true() { "true" } else { "false" })
                 .map_err(minijinja::Error::from),
+            _ if is_slack(state.auto_escape()) && !value.is_safe() => out
+                .write_str(&super::slack::escape(&value.to_string()))
+                .map_err(minijinja::Error::from),
             _ => minijinja::escape_formatter(out, state, value),
         });
         // Debug mode copies template sources into errors; header templates are secrets.
@@ -139,6 +142,25 @@ impl Templates {
     /// Compile `source` under `key` (e.g. `text`, `inputs.model`).
     pub(crate) fn add(&mut self, key: &str, source: &str) -> Result<Tpl, ConfigError> {
         self.add_inner(key, source, false)
+    }
+
+    /// Compile a template that writes Slack mrkdwn: the values it prints are the senders' text
+    /// (a model named `<!channel>` would ping a whole channel), so `&`, `<` and `>` in them are
+    /// escaped as Slack asks, while the template's own markup (`<https://…|link>`) is kept.
+    /// `| safe` prints a value as is.
+    pub(crate) fn add_slack(&mut self, key: &str, source: &str) -> Result<Tpl, ConfigError> {
+        let slack = key.to_string();
+        // The escaping is fixed when a template is compiled, by its name.
+        self.env.set_auto_escape_callback(move |name| {
+            if name == slack {
+                AutoEscape::Custom(SLACK_ESCAPE.into())
+            } else {
+                AutoEscape::None
+            }
+        });
+        let added = self.add_inner(key, source, false);
+        self.env.set_auto_escape_callback(|_| AutoEscape::None);
+        added
     }
 
     /// Compile a template whose source is a secret: error messages omit the details.
@@ -410,6 +432,13 @@ pub(crate) fn sample_context(event: &Event) -> DeliveryContext<'_> {
         replayed_at_ms: None,
         now_unix: 1_589_859_029,
     }
+}
+
+/// The custom auto-escape mode of templates that write Slack mrkdwn.
+const SLACK_ESCAPE: &str = "slack-mrkdwn";
+
+fn is_slack(mode: &AutoEscape) -> bool {
+    matches!(mode, AutoEscape::Custom(name) if name == SLACK_ESCAPE)
 }
 
 #[cfg(test)]
