@@ -376,6 +376,80 @@ to = ["a", "b", "c"]
     g.stop().await;
 }
 
+/// `deliveries` with what it cannot do: ids it does not have, a limit out of range, a target
+/// the file does not name. Each says so; only the first two are errors.
+#[tokio::test]
+async fn deliveries_cli_says_what_it_did_not_do() {
+    let a = FakeTarget::start().await;
+    a.default_answer(Answer::status(400).body("broken a"));
+    let extra = format!(
+        r#"{FAST_RETRY}
+[targets.a]
+kind = "http"
+url = "{}"
+
+[[routes]]
+to = ["a"]
+"#,
+        a.url("/a"),
+    );
+    let g = Gateway::start(&extra).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &base_config(&g.db, &extra));
+    let id = accepted_id(g.post_databricks(&dbx_body("m")).await);
+    let e = wait_delivery(&g, &id, "a", "dead", 1).await;
+    let dead = delivery(&e, "a")["id"].as_i64().unwrap().to_string();
+    let missing = "987654";
+    let cli = |args: &[&str]| {
+        let mut all: Vec<std::ffi::OsString> = vec!["deliveries".into()];
+        all.extend(args.iter().map(|a| a.into()));
+        all.extend(["--config".into(), cfg.clone().into_os_string()]);
+        hookgate(all)
+    };
+
+    let out = cli(&["replay", missing]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("replayed none of the 1 deliveries"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        delivery_status(&g, &id, "a").await,
+        "dead",
+        "nothing changed"
+    );
+
+    a.default_answer(Answer::status(200));
+    let out = cli(&["replay", missing, &dead]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.stdout, "replayed 1 deliveries\n");
+    assert!(
+        out.stderr.contains("replayed 1 of the 2 deliveries"),
+        "{}",
+        out.stderr
+    );
+    wait_delivery(&g, &id, "a", "delivered", 2).await;
+
+    let out = cli(&["list", "--limit", "0"]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("--limit"), "{}", out.stderr);
+
+    let out = cli(&["list", "--target", "nope"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stdout.lines().last(),
+        Some("(no deliveries)"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains(r#"no target named "nope""#),
+        "{}",
+        out.stderr
+    );
+    g.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Secrets in logs and metrics.
 

@@ -26,6 +26,12 @@ pub async fn list(
     limit: u32,
     json: bool,
 ) -> anyhow::Result<String> {
+    if let Some(t) = target.as_deref() {
+        if !config.targets.contains_key(t) {
+            // Still listed: deliveries of a target taken out of the file stay in the store.
+            eprintln!("note: the configuration has no target named {t:?}");
+        }
+    }
     let store = open(config).await?;
     let filter = DeliveryFilter {
         status: status.and_then(DeliveryStatus::parse),
@@ -49,6 +55,7 @@ pub async fn replay(
     json: bool,
 ) -> anyhow::Result<String> {
     let store = open(config).await?;
+    let asked = ids.len() as u64;
     let sel = if dead {
         ReplaySelector::Status {
             status: DeliveryStatus::Dead,
@@ -57,8 +64,19 @@ pub async fn replay(
     } else {
         ReplaySelector::Ids(ids)
     };
-    let n = store.replay(sel, now_ms()).await?;
+    let n = store.replay(sel, now_ms()).await;
     store.close().await;
+    let n = n?;
+    // Ids the store did not take are a mistake worth an exit code (a typo, or a delivery that
+    // is still pending); `--dead` with nothing dead is not.
+    if !dead && n < asked {
+        const WHY: &str = "the others do not exist or are pending (only dead or delivered \
+                           deliveries are replayed)";
+        if n == 0 {
+            anyhow::bail!("replayed none of the {asked} deliveries: {WHY}");
+        }
+        eprintln!("note: replayed {n} of the {asked} deliveries: {WHY}");
+    }
     Ok(if json {
         format!("{}\n", serde_json::json!({ "replayed": n }))
     } else {

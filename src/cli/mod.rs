@@ -137,7 +137,8 @@ pub enum DeliveriesCommand {
         status: Option<String>,
         #[arg(long)]
         target: Option<String>,
-        #[arg(long, default_value_t = 100)]
+        /// At most this many (1..10000, as the admin API takes).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         limit: u32,
         /// Print JSON instead of a table.
         #[arg(long)]

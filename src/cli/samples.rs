@@ -34,18 +34,21 @@ pub fn sample_body(
     now_ms: i64,
 ) -> Result<String, String> {
     match scheme {
-        Scheme::Databricks => Ok(databricks(&databricks_name(event), model, version, now_ms)),
+        Scheme::Databricks => Ok(databricks(&databricks_name(event)?, model, version, now_ms)),
         Scheme::Mlflow => mlflow(&mlflow_name(event)?, model, version, now_ms),
     }
 }
 
-fn databricks_name(event: &str) -> String {
-    if event.contains('.') {
-        if let Some(c) = counterpart(event) {
-            return c.to_string();
-        }
+/// An MLflow name maps to its Databricks counterpart; one without a counterpart is refused
+/// rather than upper-cased into a name no sender uses. Any other name is sent as given
+/// (upper-cased), so routing an event Databricks may add later can be tried.
+fn databricks_name(event: &str) -> Result<String, String> {
+    if !event.contains('.') {
+        return Ok(event.to_ascii_uppercase());
     }
-    event.to_ascii_uppercase()
+    counterpart(event).map(str::to_string).ok_or_else(|| {
+        format!("{event} has no Databricks counterpart; Databricks events are named like MODEL_VERSION_CREATED (send it with --scheme mlflow)")
+    })
 }
 
 fn mlflow_name(event: &str) -> Result<String, String> {
@@ -250,6 +253,19 @@ mod tests {
         let m = sample_body(Scheme::Mlflow, "MODEL_VERSION_CREATED", "m", "1", 0).unwrap();
         assert!(m.starts_with("{\"entity\": \"model_version\", \"action\": \"created\", \"timestamp\": \"1970-01-01T00:00:00Z\""), "{m}");
         assert!(sample_body(Scheme::Mlflow, "COMMENT_CREATED", "m", "1", 0).is_err());
+        // Not upper-cased into a name no sender uses.
+        let err = sample_body(
+            Scheme::Databricks,
+            "model_version_alias.created",
+            "m",
+            "1",
+            0,
+        )
+        .unwrap_err();
+        assert!(err.contains("no Databricks counterpart"), "{err}");
+        // A name Databricks may add later can still be tried.
+        let b = sample_body(Scheme::Databricks, "model_deployed", "m", "1", 0).unwrap();
+        assert!(b.contains("\"event\":\"MODEL_DEPLOYED\""), "{b}");
     }
 
     #[test]

@@ -296,7 +296,11 @@ mod tests {
         let crate::targets::Action::Http(retry) = t.prepare(&ctx).unwrap() else {
             panic!("an HTTP request")
         };
-        assert_eq!(retry.header_value("webhook-id"), Some(EVENT_ID), "retries keep it");
+        assert_eq!(
+            retry.header_value("webhook-id"),
+            Some(EVENT_ID),
+            "retries keep it"
+        );
         ctx.replayed_at_ms = Some(1_795_617_200_000);
         let crate::targets::Action::Http(replay) = t.prepare(&ctx).unwrap() else {
             panic!("an HTTP request")
@@ -304,7 +308,10 @@ mod tests {
         let id = format!("{EVENT_ID}:replay-1795617200000");
         assert_eq!(replay.header_value("webhook-id"), Some(id.as_str()));
         assert_eq!(replay.header_value("Idempotency-Key"), Some(id.as_str()));
-        assert!(verify(b"replay-signing-key", &replay), "signed over the new id");
+        assert!(
+            verify(b"replay-signing-key", &replay),
+            "signed over the new id"
+        );
     }
 
     #[test]
