@@ -10,6 +10,9 @@
 //! from the same paths (on reload, and every `server.tls.watch` without one), a renewed
 //! certificate serves the connections accepted after it.
 //!
+//! At start-up and after every reload, the pending deliveries to targets the configuration does
+//! not have become dead letters: no lane would ever claim them.
+//!
 //! Shutdown order: `/readyz` turns 503; the ingress stops accepting and drains in-flight requests
 //! (each either committed and answered, or not answered at all); background workers stop; the
 //! store finishes queued writes and closes.
@@ -37,12 +40,26 @@ use crate::targets::Targets;
 /// How often old events are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
+/// The messages include the error they wrap, which is therefore not their `source`: a report
+/// that prints the chain (`{:#}`, as `main` does) would print it twice.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("configuration: {0}")]
-    Config(#[from] ConfigError),
+    Config(ConfigError),
     #[error("store: {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
+}
+
+impl From<ConfigError> for StartError {
+    fn from(e: ConfigError) -> Self {
+        StartError::Config(e)
+    }
+}
+
+impl From<StoreError> for StartError {
+    fn from(e: StoreError) -> Self {
+        StartError::Store(e)
+    }
 }
 
 /// How a running gateway is asked to reload, and how it reads its configuration again.
@@ -118,6 +135,10 @@ pub async fn run_with_reloads(
     if released > 0 {
         tracing::info!(released, "released leases held by a previous run");
     }
+    // Deliveries to targets this configuration lacks (removed or renamed while the gateway was
+    // stopped) would never be claimed: they become dead letters, to be replayed once the
+    // target is back.
+    dead_letter_unconfigured(&store, &metrics, &config).await?;
     let Compiled {
         routes,
         targets,
@@ -215,6 +236,10 @@ pub async fn run_with_reloads(
         stop_background.clone().cancelled_owned(),
     ));
 
+    // A dispatcher replaced by a reload says when its last attempt has finished: an attempt to
+    // a target the reload removed may have been rescheduled meanwhile, leaving a pending
+    // delivery no lane will claim.
+    let (retired_tx, mut retired) = mpsc::unbounded_channel::<()>();
     let start_dispatcher = |targets: &Targets, config: &Config| {
         let stop = stop_background.child_token();
         let dispatcher = Dispatcher::new(
@@ -224,7 +249,12 @@ pub async fn run_with_reloads(
             metrics.clone(),
             wake.clone(),
         );
-        tasks.spawn(dispatcher.run(stop.clone()));
+        let run = dispatcher.run(stop.clone());
+        let retired_tx = retired_tx.clone();
+        tasks.spawn(async move {
+            run.await;
+            let _ = retired_tx.send(());
+        });
         stop
     };
     let mut stop_dispatcher = start_dispatcher(&targets, &config);
@@ -232,6 +262,7 @@ pub async fn run_with_reloads(
     tasks.spawn(prune_loop(
         store.clone(),
         config.store.retention,
+        config.store.dead_retention,
         stop_background.clone(),
     ));
 
@@ -252,6 +283,12 @@ pub async fn run_with_reloads(
         tokio::select! {
             _ = &mut shutdown => break,
             () = next_reload(&mut reloads) => {}
+            Some(()) = retired.recv() => {
+                if let Err(e) = dead_letter_unconfigured(&store, &metrics, &running).await {
+                    tracing::warn!(error = %e, "could not dead-letter deliveries to removed targets");
+                }
+                continue;
+            }
             () = next_tick(&mut tls_watch) => {
                 if let Some(t) = &mut tls {
                     t.reread_if_changed(&metrics).await;
@@ -294,6 +331,11 @@ pub async fn run_with_reloads(
         }
         stop_dispatcher.cancel();
         stop_dispatcher = start_dispatcher(&compiled.targets, &new);
+        // The new lanes never claim a target the file no longer has. Deliveries leased by the
+        // old dispatcher are left to finish; what they leave pending is taken when it retires.
+        if let Err(e) = dead_letter_unconfigured(&store, &metrics, &new).await {
+            tracing::warn!(error = %e, "could not dead-letter deliveries to removed targets");
+        }
         metrics.config_reloads.with_label_values(&["ok"]).inc();
         tracing::info!(
             endpoints = new.endpoints.len(),
@@ -460,11 +502,47 @@ async fn next_reload(reloads: &mut Option<Reloads>) {
     }
 }
 
-async fn prune_loop(store: Store, retention: Duration, stop: CancellationToken) {
+/// Dead-letters the pending deliveries to targets `config` does not have (see
+/// [`Store::dead_letter_unconfigured`]), counts them as dead in the metrics and warns once per
+/// target.
+async fn dead_letter_unconfigured(
+    store: &Store,
+    metrics: &Metrics,
+    config: &Config,
+) -> Result<(), StoreError> {
+    let configured: Vec<String> = config.targets.keys().cloned().collect();
+    for dead in store
+        .dead_letter_unconfigured(&configured, now_ms())
+        .await?
+    {
+        metrics
+            .deliveries
+            .with_label_values(&[&dead.target, "dead"])
+            .inc_by(dead.count);
+        tracing::warn!(
+            target = %dead.target,
+            deliveries = dead.count,
+            "target `{}` is not in the configuration: its pending deliveries are dead letters \
+             now; replay them once it is back (hookgate deliveries replay --dead --target {})",
+            dead.target,
+            dead.target
+        );
+    }
+    Ok(())
+}
+
+async fn prune_loop(
+    store: Store,
+    retention: Duration,
+    dead_retention: Duration,
+    stop: CancellationToken,
+) {
     loop {
-        let cutoff = now_ms() - retention.as_millis() as i64;
+        let now = now_ms();
+        let before = now - retention.as_millis() as i64;
+        let dead_before = now - dead_retention.as_millis() as i64;
         loop {
-            match store.prune(cutoff).await {
+            match store.prune(before, dead_before).await {
                 Ok(n) if n > 0 => {
                     tracing::info!(pruned = n, "pruned events past retention");
                     if n < 10_000 {

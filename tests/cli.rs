@@ -129,6 +129,146 @@ kind = "log"
     );
 }
 
+/// A PostgreSQL URL whose `sslmode` needs TLS (which this build lacks) is refused by `check`
+/// as by `serve`: at its key path, once, without the password, and without connecting.
+#[tokio::test]
+async fn check_refuses_a_postgres_url_that_serve_would_refuse_without_connecting() {
+    use common::serve::{Served, run};
+    use std::ffi::OsStr;
+    const PASSWORD: &str = "pw-XYZZY-4711";
+    const WANT: &str = "store.url: sslmode (or PGSSLMODE) requires TLS";
+    // Where the URLs point: a connection attempt would show up as a pending accept.
+    let db = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    db.set_nonblocking(true).unwrap();
+    let port = db.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let with_url = |query: &str| {
+        write_config(
+            dir.path(),
+            &format!(
+                r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+
+[store]
+url = "postgres://hookgate:{PASSWORD}@127.0.0.1:{port}/hookgate{query}"
+
+[[endpoints]]
+name = "registry"
+path = "/hooks/registry"
+scheme = "databricks"
+secrets = ["s"]
+"#
+            ),
+        )
+    };
+    let cfg = with_url("?sslmode=require");
+    let args = [OsStr::new("--config"), cfg.as_os_str()];
+    let check = |env: &'static [(&'static str, &'static str)]| {
+        run([OsStr::new("check"), args[0], args[1]], env, dir.path())
+    };
+    let no_password = |out: &Run| {
+        assert!(!out.stdout.contains(PASSWORD), "{}", out.stdout);
+        assert!(!out.stderr.contains(PASSWORD), "{}", out.stderr);
+    };
+
+    let out = check(&[]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains(WANT), "{}", out.stderr);
+    assert!(out.stderr.contains("1 error(s)"), "{}", out.stderr);
+    no_password(&out);
+
+    // `serve` says the same, once (the error used to be printed twice over).
+    let Err(out) = Served::start(&args, &[], dir.path()).await else {
+        panic!("serve started with sslmode=require");
+    };
+    assert_ne!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stderr.matches("requires TLS").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains(WANT), "{}", out.stderr);
+    no_password(&out);
+
+    // From the environment, as sqlx reads it when the URL has no sslmode.
+    with_url("");
+    let out = check(&[("PGSSLMODE", "verify-full")]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains(WANT), "{}", out.stderr);
+    // Plain TCP is fine, and the summary shows the store without its password.
+    let out = check(&[("PGSSLMODE", "disable")]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .contains(&format!("store      postgres://127.0.0.1:{port}/hookgate")),
+        "{}",
+        out.stdout
+    );
+    no_password(&out);
+
+    assert_eq!(
+        db.accept().map(drop).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock,
+        "something connected to the database"
+    );
+}
+
+/// An error opening the store is printed once, not once per layer that wraps it.
+#[tokio::test]
+async fn serve_prints_a_store_error_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir").join("hookgate.db");
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+
+[store]
+url = "sqlite://{}"
+
+[[endpoints]]
+name = "registry"
+path = "/hooks/registry"
+scheme = "databricks"
+secrets = ["s"]
+"#,
+            missing.display()
+        ),
+    );
+    // It listens first, then opens the store and exits: run to completion.
+    let out = common::serve::run(
+        [
+            std::ffi::OsStr::new("serve"),
+            "--config".as_ref(),
+            cfg.as_os_str(),
+        ],
+        &[],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(out.code, 2, "{out:?}");
+    let error = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line in {}", out.stderr));
+    assert!(
+        error.starts_with("error: store: database error: "),
+        "{error}"
+    );
+    assert_eq!(
+        error.matches("unable to open database file").count(),
+        1,
+        "{error}"
+    );
+}
+
 #[tokio::test]
 async fn sign_prints_the_headers_the_senders_send() {
     let dir = tempfile::tempdir().unwrap();

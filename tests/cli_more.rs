@@ -1,7 +1,8 @@
 //! More of the README's command line, run as the built binary: `serve` and `check` on
 //! configurations they must refuse (an unauthenticated endpoint, a missing `${VAR}`), the
 //! configuration file from `$HOOKGATE_CONFIG`, `deliveries list|replay` against the outbox of a
-//! running gateway, and what `serve` logs at debug level (never a secret).
+//! running gateway, the warning for deliveries to a removed target, and what `serve` logs at
+//! debug level (never a secret).
 
 mod common;
 
@@ -448,6 +449,82 @@ to = ["a"]
         out.stderr
     );
     g.stop().await;
+}
+
+/// `serve` restarted without the target of a pending delivery: it logs one warning for the
+/// target with the count, and `deliveries list --status dead` shows them with the reason.
+#[tokio::test]
+async fn serve_warns_of_each_removed_target_and_its_count_of_new_dead_letters() {
+    use common::removed_target::{not_configured, one_target};
+    let fake = FakeTarget::start().await;
+    fake.default_answer(Answer::status(503));
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hookgate.db");
+    let endpoint = r#"
+[[endpoints]]
+name = "registry"
+path = "/hooks/registry"
+scheme = "databricks"
+secrets = ["removed-target-secret"]
+"#;
+    let write = |target: &str| {
+        let rest = format!("{endpoint}{}", one_target(target, &fake.url("/in")));
+        write_config(dir.path(), &config(&db, &rest))
+    };
+    let cfg = write("old-name");
+    let args = [os("--config"), cfg.as_os_str()];
+    let served = Served::start(&args, &[], dir.path())
+        .await
+        .unwrap_or_else(|out| panic!("serve did not start: {out:?}"));
+    for model in ["one", "two"] {
+        let body = dbx_body(model);
+        let sig = hookgate::verify::databricks::sign(b"removed-target-secret", body.as_bytes());
+        let (s, answer) = post(
+            &served.url("/hooks/registry"),
+            &[("X-Databricks-Signature", &sig)],
+            &body,
+        )
+        .await;
+        assert_eq!(s, 200, "{answer}");
+    }
+    // Both attempts failed and are recorded: each delivery waits an hour for its retry.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while deliveries_json(&cfg, &["list", "--status", "pending"])
+        .await
+        .iter()
+        .filter(|d| d["attempts"] == 1)
+        .count()
+        < 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "attempts not recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(served.stop().await.code, 0);
+
+    write("new-name");
+    let served = Served::start(&args, &[], dir.path())
+        .await
+        .unwrap_or_else(|out| panic!("serve did not start: {out:?}"));
+    let out = served.stop().await;
+    let warnings: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("is not in the configuration"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one line per target: {}", out.stderr);
+    assert!(warnings[0].contains(" WARN "), "{}", warnings[0]);
+    assert!(warnings[0].contains("target=old-name"), "{}", warnings[0]);
+    assert!(warnings[0].contains("deliveries=2"), "{}", warnings[0]);
+    let dead = deliveries_json(&cfg, &["list", "--status", "dead"]).await;
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    for d in &dead {
+        assert_eq!(d["target"], "old-name");
+        assert_eq!(d["last_error"], not_configured("old-name").as_str());
+    }
+    assert_eq!(fake.requests().len(), 2, "nothing more was sent");
 }
 
 // ---------------------------------------------------------------------------------------------

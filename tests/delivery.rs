@@ -954,69 +954,89 @@ max_delay = "2s"
     g.stop().await;
 }
 
-/// CPU time used by the current thread, in clock ticks. A `#[tokio::test]` runs the in-process
-/// gateway's tasks on the test's own thread, so this is the gateway's (and the test's) CPU.
-fn thread_cpu_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-    // Fields after "(comm) ": state is [0], utime [11], stime [12].
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
-        .split_whitespace()
-        .collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+/// Wait until the admin API no longer knows the event (the prune at start-up runs beside it).
+async fn wait_pruned(g: &Gateway, event_id: &str) {
+    let path = format!("/admin/events/{event_id}");
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let (status, _) = g.admin_get(&path).await;
+        if status == 404 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{path} was not pruned"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The prune at start-up, with `store.retention` and `store.dead_retention` from the
+/// environment: past retention only the delivered event goes; past dead_retention the dead
+/// letter goes too; the pending delivery keeps its event throughout.
+#[tokio::test]
+async fn the_prune_keeps_dead_letters_for_dead_retention_and_pending_events_for_ever() {
+    let fake = FakeTarget::start().await;
+    fake.script([Answer::status(200), Answer::status(400).body("no such job")]);
+    fake.default_answer(Answer::status(503));
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hookgate.db");
+    let toml = base_config(
+        &db,
+        &format!(
+            "[retry]\ninitial = \"1h\"\nmax_delay = \"1h\"\n{}",
+            http_target("t", &fake.url("/t"))
+        ),
+    );
+    let start = |dead_retention: &str| {
+        let env = [
+            ("HOOKGATE_STORE__RETENTION", "1s"),
+            ("HOOKGATE_STORE__DEAD_RETENTION", dead_retention),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+        Gateway::start_env(&toml, db.clone(), env)
+    };
+    let body = |n: u32| {
+        format!(r#"{{"event":"MODEL_VERSION_CREATED","model_name":"prune","version":"{n}"}}"#)
+    };
+    // Sent one after another, so each gets its scripted answer: 200, 400 (dead at once), 503.
+    let g = start("1h").await;
+    let delivered = accepted_id(g.post_databricks(&body(1)).await);
+    wait_delivery(&g, &delivered, "t", "delivered", 1).await;
+    let dead = accepted_id(g.post_databricks(&body(2)).await);
+    wait_delivery(&g, &dead, "t", "dead", 1).await;
+    let pending = accepted_id(g.post_databricks(&body(3)).await);
+    wait_delivery(&g, &pending, "t", "pending", 1).await;
+    g.stop().await;
+    // Everything is now older than retention.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+
+    let g = start("1h").await;
+    wait_pruned(&g, &delivered).await;
+    // One statement pruned what it could: the others are there to stay.
+    assert_eq!(delivery_status(&g, &dead, "t").await, "dead");
+    assert_eq!(delivery_status(&g, &pending, "t").await, "pending");
+    assert_eq!(count_rows(&db, "events").await, 2);
+    g.stop().await;
+
+    let g = start("1s").await;
+    wait_pruned(&g, &dead).await;
+    assert_eq!(delivery_status(&g, &pending, "t").await, "pending");
+    assert_eq!(count_rows(&db, "events").await, 1);
+    assert_eq!(fake.requests().len(), 3, "nothing was sent again");
+    g.stop().await;
 }
 
 #[tokio::test]
-async fn a_pending_delivery_to_a_removed_target_waits_without_spinning() {
-    let fake = FakeTarget::start().await;
-    fake.script([Answer::status(503)]);
+async fn a_restart_without_a_target_dead_letters_its_pending_delivery_until_replayed() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("hookgate.db");
-    let config = |name: &str| {
-        base_config(
-            &db,
-            &format!(
-                "[retry]\ninitial = \"1s\"\nmax_delay = \"2s\"\n{}",
-                http_target(name, &fake.url("/x"))
-            ),
-        )
-    };
-    let g = Gateway::start_with(&config("t"), db.clone()).await;
-    let id = accepted_id(
-        g.send_vector(&vector("databricks", "MODEL_VERSION_CREATED.json"))
-            .await,
-    );
-    wait_delivery(&g, &id, "t", "pending", 1).await;
-    g.stop().await;
-
-    // Restarted with the target renamed: its pending delivery is kept and shown, not claimed,
-    // and the dispatcher sleeps instead of looping on it.
-    let g = Gateway::start_with(&config("u"), db.clone()).await;
-    let (before, started) = (thread_cpu_ticks(), std::time::Instant::now());
-    // Two seconds with nothing to do, looked at every second (the harness's connections idle
-    // out after 2 s: a request right then could race the server closing the pooled connection).
-    for _ in 0..2 {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        assert_eq!(delivery_status(&g, &id, "t").await, "pending");
-    }
-    let used = thread_cpu_ticks() - before;
-    let window = started.elapsed();
-    assert!(
-        used < 20,
-        "{used} CPU ticks in {window:?} with nothing to do: the dispatcher is busy-looping"
-    );
-    let m = g.metrics().await;
-    assert_eq!(
-        metric(&m, r#"hookgate_outbox_pending{target="t"}"#),
-        Some(1.0)
-    );
-    assert_eq!(fake.requests().len(), 1);
-    g.stop().await;
-
-    // The target back: delivered.
-    let g = Gateway::start_with(&config("t"), db).await;
-    wait_delivery(&g, &id, "t", "delivered", 2).await;
-    assert_eq!(fake.requests().len(), 2);
-    g.stop().await;
+    common::removed_target::a_restart_without_a_target_dead_letters_its_pending_delivery(
+        &|extra| base_config(&db, extra),
+        db.clone(),
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,51 +1,20 @@
 //! The embedded store through its public API, on a real SQLite file: ingest and de-duplication,
-//! claims and leases, records, replay, pruning, and the queue views.
+//! claims and leases, records, replay, pruning, dead-lettering removed targets, and the queue
+//! views.
+
+mod common;
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use common::outbox::{event, record, targets};
 use hookgate::metrics::Metrics;
 use hookgate::outbox::{
-    AttemptRecord, AttemptResult, DeliveryFilter, DeliveryStatus, Ingested, NewEvent,
-    ReplaySelector, Store,
+    AttemptResult, DeliveryFilter, DeliveryStatus, Ingested, ReplaySelector, Store,
 };
-use hookgate::verify::Scheme;
 
 async fn open(dir: &tempfile::TempDir) -> Store {
     let url = format!("sqlite://{}", dir.path().join("outbox.db").display());
     Store::open(&url, Arc::new(Metrics::new())).await.unwrap()
-}
-
-fn event(id: &str, at_ms: i64, targets: &[&str]) -> NewEvent {
-    NewEvent {
-        endpoint: "databricks".into(),
-        event_id: id.into(),
-        key_time_ms: 0,
-        scheme: Scheme::Databricks,
-        name: "MODEL_VERSION_CREATED".into(),
-        model: Some("m".into()),
-        body: Bytes::from(format!(
-            r#"{{"event":"MODEL_VERSION_CREATED","model_name":"m","id":"{id}"}}"#
-        )),
-        received_at_ms: at_ms,
-        targets: targets.iter().map(|t| t.to_string()).collect(),
-    }
-}
-
-fn targets(names: &[&str]) -> Vec<String> {
-    names.iter().map(|s| s.to_string()).collect()
-}
-
-fn record(delivery_id: i64, attempt: u32, result: AttemptResult) -> AttemptRecord {
-    AttemptRecord {
-        delivery_id,
-        attempt,
-        started_at_ms: 1_000,
-        duration_ms: 3,
-        status_code: Some(503),
-        result,
-        reason: Some("http 503".into()),
-    }
 }
 
 #[tokio::test]
@@ -210,7 +179,7 @@ async fn records_replays_and_prunes() {
 
     // Prune: old events with nothing left to deliver go; one with a pending delivery (to "ci")
     // stays, and so does everything newer than the cut-off.
-    assert_eq!(s.prune(10_000).await.unwrap(), 2);
+    assert_eq!(s.prune(10_000, 10_000).await.unwrap(), 2);
     assert!(s.get_event("old-done").await.unwrap().is_none());
     assert!(s.get_event("old-unrouted").await.unwrap().is_none());
     assert!(s.get_event("old-pending").await.unwrap().is_some());
@@ -354,5 +323,25 @@ async fn a_failed_batch_answers_every_caller_in_it_with_the_error() {
         s.ingest(event("after", 2_000, &[])).await.unwrap(),
         Ingested::Accepted
     );
+    s.close().await;
+}
+
+#[tokio::test]
+async fn a_prune_keeps_dead_letters_until_dead_retention_and_pending_ones_for_ever() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir).await;
+    let db = dir.path().join("outbox.db");
+    common::outbox::prune_keeps_dead_letters_until_dead_retention(&s, |table| {
+        common::count_rows(&db, table)
+    })
+    .await;
+    s.close().await;
+}
+
+#[tokio::test]
+async fn pending_deliveries_to_unconfigured_targets_become_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir).await;
+    common::outbox::unconfigured_targets_become_dead_letters(&s).await;
     s.close().await;
 }

@@ -53,6 +53,21 @@ fn main() {
         ("a_pending_delivery_survives_a_gateway_restart", |s| {
             Box::pin(a_pending_delivery_survives_a_gateway_restart(s))
         }),
+        ("a_prune_keeps_dead_letters_until_dead_retention", |s| {
+            Box::pin(a_prune_keeps_dead_letters_until_dead_retention(s))
+        }),
+        (
+            "pending_deliveries_to_unconfigured_targets_become_dead_letters",
+            |s| Box::pin(pending_deliveries_to_unconfigured_targets_become_dead_letters(s)),
+        ),
+        (
+            "a_reload_that_renames_a_target_dead_letters_its_pending_delivery",
+            |s| Box::pin(a_reload_that_renames_a_target_dead_letters_its_pending_delivery(s)),
+        ),
+        (
+            "a_restart_without_a_target_dead_letters_its_pending_delivery",
+            |s| Box::pin(a_restart_without_a_target_dead_letters_its_pending_delivery(s)),
+        ),
     ];
     if server.is_none() {
         eprintln!("postgres: ignored: set {ENV} (e.g. postgres://postgres@127.0.0.1:5432/test)");
@@ -328,15 +343,15 @@ async fn outbox_api(schema: TestSchema) {
         (0, 10_000),
         "a replay starts a new cycle"
     );
-    assert_eq!(store.prune(2_000).await.unwrap(), 1);
+    assert_eq!(store.prune(2_000, 2_000).await.unwrap(), 1);
     assert!(store.get_event("ev-2").await.unwrap().is_none());
     assert!(store.get_event("ev-1").await.unwrap().is_some());
     store
         .record(attempt(b_id, 1, AttemptResult::Delivered), 10_100)
         .await
         .unwrap();
-    assert_eq!(store.prune(999).await.unwrap(), 0, "not old enough");
-    assert_eq!(store.prune(2_000).await.unwrap(), 1);
+    assert_eq!(store.prune(999, 999).await.unwrap(), 0, "not old enough");
+    assert_eq!(store.prune(2_000, 2_000).await.unwrap(), 1);
     for table in ["events", "deliveries", "attempts"] {
         assert_eq!(
             schema.count(table).await,
@@ -725,4 +740,39 @@ async fn a_pending_delivery_survives_a_gateway_restart(schema: TestSchema) {
     );
     g.stop().await;
     assert_eq!(up.requests().len(), 1, "delivered once");
+}
+
+/// The scenario `tests/outbox.rs` runs on SQLite: dead letters outlive `retention`, not
+/// `dead_retention`; pending deliveries keep their event.
+async fn a_prune_keeps_dead_letters_until_dead_retention(schema: TestSchema) {
+    let store = open(&schema).await;
+    common::outbox::prune_keeps_dead_letters_until_dead_retention(&store, |table| {
+        schema.count(table)
+    })
+    .await;
+    store.close().await;
+}
+
+/// The scenario `tests/outbox.rs` runs on SQLite. Here the lease it waits out stands for
+/// another replica's attempt in flight.
+async fn pending_deliveries_to_unconfigured_targets_become_dead_letters(schema: TestSchema) {
+    let store = open(&schema).await;
+    common::outbox::unconfigured_targets_become_dead_letters(&store).await;
+    store.close().await;
+}
+
+async fn a_reload_that_renames_a_target_dead_letters_its_pending_delivery(schema: TestSchema) {
+    common::removed_target::a_reload_that_renames_a_target_dead_letters_its_pending_delivery(
+        &|extra| pg_config(&schema.url, extra),
+        std::path::PathBuf::new(),
+    )
+    .await;
+}
+
+async fn a_restart_without_a_target_dead_letters_its_pending_delivery(schema: TestSchema) {
+    common::removed_target::a_restart_without_a_target_dead_letters_its_pending_delivery(
+        &|extra| pg_config(&schema.url, extra),
+        std::path::PathBuf::new(),
+    )
+    .await;
 }

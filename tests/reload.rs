@@ -149,3 +149,65 @@ async fn a_reload_applies_a_valid_file_and_keeps_the_running_one_when_the_file_i
     wait_reloads(&g, "ok", 1.0).await;
     g.stop().await;
 }
+
+#[tokio::test]
+async fn a_reload_that_renames_a_target_dead_letters_its_pending_delivery_until_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hookgate.db");
+    common::removed_target::a_reload_that_renames_a_target_dead_letters_its_pending_delivery(
+        &|extra| base_config(&db, extra),
+        db.clone(),
+    )
+    .await;
+}
+
+/// An attempt in flight when a reload removes its target keeps its lease, so the reload leaves
+/// its delivery alone; the attempt fails and reschedules it, and once the old dispatcher has
+/// finished that attempt the delivery becomes a dead letter all the same.
+#[tokio::test]
+async fn a_delivery_in_flight_during_the_reload_becomes_dead_when_its_attempt_ends() {
+    use common::removed_target::{body, dead_metrics, not_configured, one_target};
+    const SLOW: std::time::Duration = std::time::Duration::from_secs(3);
+    let fake = FakeTarget::start().await;
+    fake.default_answer(common::fake::Answer::status(503).delay(SLOW));
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hookgate.db");
+    let path = dir.path().join("routes.toml");
+    let write = |target: &str| {
+        std::fs::write(
+            &path,
+            base_config(&db, &one_target(target, &fake.url("/in"))),
+        )
+        .unwrap()
+    };
+    write("h");
+    let (g, reload) = Gateway::start_reloadable(&path, db.clone()).await;
+    let id = common::delivery::accepted_id(g.post_databricks(&body("in-flight")).await);
+    fake.wait_for(1, PATIENCE).await;
+    let started = std::time::Instant::now();
+
+    write("h2");
+    reload.send(()).await.unwrap();
+    wait_reloads(&g, "ok", 1.0).await;
+    assert!(
+        started.elapsed() < SLOW,
+        "the reload took longer than the attempt: this test shows nothing"
+    );
+    let (_, e) = g.admin_get(&format!("/admin/events/{id}")).await;
+    let d = common::delivery::delivery(&e, "h");
+    assert_eq!(d["status"], "pending", "leased, left to its attempt: {e:#}");
+    assert_eq!(d["attempts"], 0);
+
+    let e = common::delivery::wait_delivery(&g, &id, "h", "dead", 1).await;
+    let d = common::delivery::delivery(&e, "h");
+    assert_eq!(d["last_error"], not_configured("h").as_str());
+    assert_eq!(d["attempts"], 1);
+    let attempts = common::delivery::attempts(&e, "h");
+    assert_eq!(
+        (&attempts[0]["status_code"], &attempts[0]["result"]),
+        (&serde_json::json!(503), &serde_json::json!("retry"))
+    );
+    assert_eq!(dead_metrics(&g, "h").await, (Some(1.0), Some(1.0)));
+    assert_eq!(fake.requests().len(), 1);
+    g.stop().await;
+}

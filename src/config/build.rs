@@ -224,9 +224,15 @@ fn build_server(b: &mut Builder, node: Option<&Node>) -> ServerConfig {
 fn build_store(b: &mut Builder, node: Option<&Node>) -> StoreConfig {
     let raw: RawStore = section(b, node, "store");
     let d = StoreConfig::default();
+    let retention = raw.retention.map_or(d.retention, |x| x.0);
     let store = StoreConfig {
         url: raw.url.map_or(d.url, |u| u.expose().trim().to_string()),
-        retention: raw.retention.map_or(d.retention, |x| x.0),
+        retention,
+        // Unset, it is never shorter than `retention` (a file with a long `retention` and no
+        // `dead_retention` stays valid).
+        dead_retention: raw
+            .dead_retention
+            .map_or(d.dead_retention.max(retention), |x| x.0),
     };
     let supported = ["sqlite:", "postgres://", "postgresql://"];
     if store.url.is_empty() {
@@ -237,8 +243,27 @@ fn build_store(b: &mut Builder, node: Option<&Node>) -> StoreConfig {
             "store.url",
             "unsupported database URL, expected sqlite://FILE or postgres://...",
         );
+    } else if let Err(e) = crate::outbox::Store::check_url(&store.url) {
+        // What opening the store refuses before it connects (an sslmode that needs TLS, which
+        // this build lacks): refused here too, so that `hookgate check` reports it. The error
+        // never quotes the URL.
+        let message = match e {
+            crate::outbox::StoreError::InvalidUrl(why) => why,
+            other => other.to_string(),
+        };
+        b.error("store.url", message);
     }
     nonzero(b, "store.retention", store.retention);
+    if store.dead_retention < store.retention {
+        b.error(
+            "store.dead_retention",
+            format!(
+                "must be at least store.retention ({}): an event with a dead letter is kept at \
+                 least as long as a delivered one",
+                humantime::format_duration(store.retention)
+            ),
+        );
+    }
     store
 }
 

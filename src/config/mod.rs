@@ -112,7 +112,11 @@ pub struct StoreConfig {
     /// `sqlite:...` or `postgres://...`; may contain a password, so print [`StoreConfig`]
     /// with `{:?}` (redacted) rather than this field.
     pub url: String,
+    /// Events older than this are pruned once every delivery is delivered.
     pub retention: Duration,
+    /// Events older than this are pruned once no delivery is pending (dead letters go with
+    /// them); at least `retention`.
+    pub dead_retention: Duration,
 }
 
 /// `[admin]`.
@@ -328,6 +332,7 @@ impl Default for StoreConfig {
         StoreConfig {
             url: "sqlite://hookgate.db".into(),
             retention: Duration::from_secs(7 * 24 * 3600),
+            dead_retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -351,6 +356,7 @@ impl fmt::Debug for StoreConfig {
         f.debug_struct("StoreConfig")
             .field("url", &summary::redact_url(&self.url))
             .field("retention", &self.retention)
+            .field("dead_retention", &self.dead_retention)
             .finish()
     }
 }

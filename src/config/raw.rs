@@ -43,6 +43,7 @@ pub(crate) struct RawStore {
     /// Not a `Secret` at runtime (agreed type), but may hold a database password.
     pub url: Option<Secret>,
     pub retention: Option<Dur>,
+    pub dead_retention: Option<Dur>,
 }
 
 #[derive(Default, Deserialize)]

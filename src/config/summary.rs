@@ -44,9 +44,10 @@ impl Config {
         }
         writeln!(
             out,
-            "store      {}  (retention {})",
+            "store      {}  (retention {}, dead letters {})",
             redact_url(&self.store.url),
-            humantime::format_duration(self.store.retention)
+            humantime::format_duration(self.store.retention),
+            humantime::format_duration(self.store.dead_retention)
         )?;
         writeln!(out, "retry      {}", retry_line(&self.retry))?;
 

@@ -417,6 +417,72 @@ max_retry_after = "5m"
 }
 
 #[test]
+fn store_dead_retention_defaults_to_30_days_and_is_never_shorter_than_retention() {
+    let days = |n: u64| Duration::from_secs(n * 86_400);
+    let store = |keys: &str| ok0(&with(MINIMAL, &format!("[store]\n{keys}"))).store;
+    assert_eq!(store("").dead_retention, days(30));
+    let s = store("retention = \"1d\"\ndead_retention = \"90d\"");
+    assert_eq!((s.retention, s.dead_retention), (days(1), days(90)));
+    // Equal is allowed; unset follows a retention longer than its default, so a file that was
+    // valid before the key existed still is.
+    assert_eq!(
+        store("retention = \"7d\"\ndead_retention = \"7d\"").dead_retention,
+        days(7)
+    );
+    assert_eq!(store("retention = \"60d\"").dead_retention, days(60));
+
+    let msg = error_at0(
+        &with(
+            MINIMAL,
+            "[store]\nretention = \"7d\"\ndead_retention = \"1d\"",
+        ),
+        "store.dead_retention",
+    );
+    assert!(msg.contains("at least store.retention (7days)"), "{msg}");
+    let msg = error_at0(
+        &with(MINIMAL, "[store]\ndead_retention = \"soon\""),
+        "store.dead_retention",
+    );
+    assert!(msg.contains("duration"), "{msg}");
+    let msg = error_at(
+        MINIMAL,
+        &[("HOOKGATE_STORE__DEAD_RETENTION", "1h".into())],
+        "store.dead_retention",
+    );
+    assert!(msg.contains("at least store.retention"), "{msg}");
+}
+
+#[test]
+fn a_postgres_url_the_store_would_refuse_is_an_error_at_store_url() {
+    // This build has no TLS for PostgreSQL: opening the store refuses these before it
+    // connects, so loading (and `hookgate check`) refuses them too, without the password.
+    for mode in ["require", "verify-ca", "verify-full"] {
+        let text = with(
+            MINIMAL,
+            &format!("[store]\nurl = \"postgres://app:${{S}}@db:5432/hg?sslmode={mode}\""),
+        );
+        let msg = error_at(&text, &secret_vars(), "store.url");
+        assert!(msg.contains("requires TLS"), "{mode}: {msg}");
+    }
+    for mode in ["disable", "prefer", "allow"] {
+        let text = with(
+            MINIMAL,
+            &format!("[store]\nurl = \"postgresql://db/hg?sslmode={mode}\""),
+        );
+        ok0(&text);
+    }
+    let msg = error_at(
+        &with(
+            MINIMAL,
+            "[store]\nurl = \"postgres://app:${S}@db:notaport/hg\"",
+        ),
+        &secret_vars(),
+        "store.url",
+    );
+    assert!(msg.contains("not a URL"), "{msg}");
+}
+
+#[test]
 fn sizes() {
     for (value, bytes) in [
         ("\"256KiB\"", 262_144),

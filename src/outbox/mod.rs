@@ -42,8 +42,10 @@ fn parse_scheme(s: &str) -> Result<Scheme, StoreError> {
 /// Errors the store reports. The ingress maps any of them to 503 (the sender retries).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// Not the error's `source`: the message already includes it, and a report that walks the
+    /// chain (`{:#}`) would print it twice.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("the store is shutting down")]
     Closed,
     #[error("unsupported store url (expected sqlite://… or postgres://…)")]
@@ -56,6 +58,12 @@ pub enum StoreError {
     /// A group-committed transaction failed; every operation in it gets this.
     #[error("transaction failed: {0}")]
     Transaction(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(e)
+    }
 }
 
 /// The SQLite writer's errors (rusqlite) fail its transaction like sqlx's do.
@@ -246,6 +254,18 @@ pub enum ReplaySelector {
     },
 }
 
+/// Deliveries of one target turned into dead letters by
+/// [`Store::dead_letter_unconfigured`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLettered {
+    pub target: String,
+    pub count: u64,
+}
+
+/// The `last_error` of a delivery whose target left the configuration, as SQL over the row's
+/// `target` column (both stores build it the same way, so `deliveries list` reads the same).
+const UNCONFIGURED_ERROR_SQL: &str = "'target `' || target || '` is not in the configuration'";
+
 /// Per-target queue depth, for the gauges.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct TargetCounts {
@@ -263,6 +283,19 @@ pub enum Store {
 }
 
 impl Store {
+    /// Whether `url` names a store this build can open, without opening it or connecting: what
+    /// [`Store::open`] refuses before it reaches the database (`hookgate check` asks this). The
+    /// error never quotes the URL, which may hold a password.
+    pub fn check_url(url: &str) -> Result<(), StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(())
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            postgres::parse_url(url).map(drop)
+        } else {
+            Err(StoreError::UnsupportedUrl)
+        }
+    }
+
     /// Open (and create or migrate) the store named by `url`.
     pub async fn open(url: &str, metrics: Arc<Metrics>) -> Result<Store, StoreError> {
         if url.starts_with("sqlite:") {
@@ -322,11 +355,34 @@ impl Store {
         }
     }
 
-    /// Delete events received before `cutoff_ms` that have nothing left to deliver.
-    pub async fn prune(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+    /// Delete up to 10,000 events that are done with: received before `before_ms` with every
+    /// delivery delivered (or none at all), or received before `dead_before_ms` (the earlier
+    /// cut-off) with every delivery delivered or dead. A pending delivery keeps its event
+    /// whatever its age, and a dead letter keeps it until `dead_before_ms`, so that an operator
+    /// can still list and replay it.
+    pub async fn prune(&self, before_ms: i64, dead_before_ms: i64) -> Result<u64, StoreError> {
+        let dead_before_ms = dead_before_ms.min(before_ms);
         match self {
-            Store::Sqlite(s) => s.prune(cutoff_ms).await,
-            Store::Postgres(s) => s.prune(cutoff_ms).await,
+            Store::Sqlite(s) => s.prune(before_ms, dead_before_ms).await,
+            Store::Postgres(s) => s.prune(before_ms, dead_before_ms).await,
+        }
+    }
+
+    /// Turn the pending deliveries to targets not in `configured` into dead letters, with the
+    /// reason as their last error; returns how many per target, in target order. No lane
+    /// claims such a delivery, so without this it would wait for ever, unseen by
+    /// `max_attempts`, `max_age` and a replay of dead letters; as a dead letter it is listed,
+    /// counted and replayed like any other once the target is back. A delivery under a lease
+    /// that has not expired is left alone: its attempt is in flight (in this process, or in
+    /// another replica of a shared store) and records its own outcome.
+    pub async fn dead_letter_unconfigured(
+        &self,
+        configured: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<DeadLettered>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.dead_letter_unconfigured(configured, now_ms).await,
+            Store::Postgres(s) => s.dead_letter_unconfigured(configured, now_ms).await,
         }
     }
 

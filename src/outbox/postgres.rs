@@ -37,9 +37,9 @@ use tokio::task::JoinHandle;
 
 use super::group::{self, Batch, Batcher, Queue, Queued, Reply};
 use super::{
-    AttemptRecord, AttemptRow, Claimed, DELIVERY_SELECT, DeliveryFilter, DeliveryRow,
+    AttemptRecord, AttemptRow, Claimed, DELIVERY_SELECT, DeadLettered, DeliveryFilter, DeliveryRow,
     DeliveryStatus, Ingested, NewEvent, ReplaySelector, StoreError, StoredEvent, TargetCounts,
-    parse_scheme,
+    UNCONFIGURED_ERROR_SQL, parse_scheme,
 };
 use crate::metrics::Metrics;
 
@@ -216,8 +216,19 @@ struct Inner {
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// Connection options from `store.url`. Errors never quote the URL (it may hold a password).
+/// Connection options from `store.url`, each parameter it ignores logged. Errors never quote
+/// the URL (it may hold a password).
 pub(crate) fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
+    let (options, ignored) = parse_url(url)?;
+    for key in &ignored {
+        tracing::warn!(parameter = %key, "ignoring unknown parameter in store.url");
+    }
+    Ok(options)
+}
+
+/// What [`connect_options`] makes of `url`, and the names of the parameters it drops; logs
+/// nothing and connects to nothing (`hookgate check` runs it through [`super::Store::check_url`]).
+pub(crate) fn parse_url(url: &str) -> Result<(PgConnectOptions, Vec<String>), StoreError> {
     let invalid = |why: &str| StoreError::InvalidUrl(why.to_string());
     let mut parsed = url::Url::parse(url).map_err(|e| invalid(&format!("not a URL ({e})")))?;
     if !matches!(parsed.scheme(), "postgres" | "postgresql") {
@@ -230,9 +241,6 @@ pub(crate) fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError>
     let (known, unknown): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|(k, _)| {
         KNOWN_PARAMS.contains(&k.as_str()) || (k.starts_with("options[") && k.ends_with(']'))
     });
-    for (key, _) in &unknown {
-        tracing::warn!(parameter = %key, "ignoring unknown parameter in store.url");
-    }
     if known.is_empty() {
         parsed.set_query(None);
     } else {
@@ -254,7 +262,7 @@ pub(crate) fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError>
              TLS tunnel",
         ));
     }
-    Ok(options)
+    Ok((options, unknown.into_iter().map(|(k, _)| k).collect()))
 }
 
 impl PostgresStore {
@@ -381,7 +389,8 @@ impl PostgresStore {
         Ok(q.build().execute(&self.inner.pool).await?.rows_affected())
     }
 
-    pub async fn prune(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+    /// See [`super::Store::prune`]: `dead_before_ms` ≤ `before_ms`.
+    pub async fn prune(&self, before_ms: i64, dead_before_ms: i64) -> Result<u64, StoreError> {
         self.check_open()?;
         // SKIP LOCKED: every replica prunes on its own schedule; one never waits for another
         // deleting the same rows.
@@ -389,16 +398,55 @@ impl PostgresStore {
             "DELETE FROM events WHERE id IN (
                 SELECT e.id FROM events e WHERE e.received_at < $1
                 AND NOT EXISTS (SELECT 1 FROM deliveries d
-                                WHERE d.event_row = e.id AND d.status = 'pending')
-                LIMIT $2
+                                WHERE d.event_row = e.id
+                                  AND (d.status = 'pending'
+                                       OR (d.status = 'dead' AND e.received_at >= $2)))
+                LIMIT $3
                 FOR UPDATE SKIP LOCKED)",
         )
-        .bind(cutoff_ms)
+        .bind(before_ms)
+        .bind(dead_before_ms)
         .bind(PRUNE_LIMIT)
         .execute(&self.inner.pool)
         .await?
         .rows_affected();
         Ok(n)
+    }
+
+    /// See [`super::Store::dead_letter_unconfigured`]. A lease counts only until it expires:
+    /// an unexpired one may be another replica's attempt in flight, an expired one belongs to
+    /// nobody (a replica that died).
+    pub async fn dead_letter_unconfigured(
+        &self,
+        configured: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<DeadLettered>, StoreError> {
+        self.check_open()?;
+        // SKIP LOCKED: a row another replica is claiming right now is about to be leased by it.
+        let rows: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "WITH dead AS (
+                UPDATE deliveries SET status = 'dead', lease_until = NULL, updated_at = $2,
+                    last_error = {UNCONFIGURED_ERROR_SQL}
+                WHERE id IN (SELECT id FROM deliveries
+                             WHERE status = 'pending'
+                               AND (lease_until IS NULL OR lease_until <= $2)
+                               AND target <> ALL($1)
+                             FOR UPDATE SKIP LOCKED)
+                RETURNING target
+            )
+            SELECT target, COUNT(*) FROM dead GROUP BY target ORDER BY target"
+        )))
+        .bind(configured)
+        .bind(now_ms)
+        .fetch_all(&self.inner.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(target, count)| DeadLettered {
+                target,
+                count: count.max(0) as u64,
+            })
+            .collect())
     }
 
     /// When the next pending delivery to one of `targets` can be claimed: its due time, or the

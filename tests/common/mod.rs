@@ -4,7 +4,9 @@
 
 pub mod delivery;
 pub mod fake;
+pub mod outbox;
 pub mod postgres;
+pub mod removed_target;
 pub mod serve;
 
 use std::collections::HashMap;

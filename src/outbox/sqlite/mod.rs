@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use self::writer::Op;
 use super::group::{self, Queue};
 use super::{
-    AttemptRecord, AttemptRow, Claimed, DELIVERY_SELECT, DeliveryFilter, DeliveryRow,
+    AttemptRecord, AttemptRow, Claimed, DELIVERY_SELECT, DeadLettered, DeliveryFilter, DeliveryRow,
     DeliveryStatus, Ingested, NewEvent, ReplaySelector, StoreError, StoredEvent, TargetCounts,
     parse_scheme,
 };
@@ -396,8 +396,26 @@ impl SqliteStore {
         self.inner.queue.call(|r| Op::Replay(sel, now_ms, r)).await
     }
 
-    pub async fn prune(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
-        self.inner.queue.call(|r| Op::Prune(cutoff_ms, r)).await
+    pub async fn prune(&self, before_ms: i64, dead_before_ms: i64) -> Result<u64, StoreError> {
+        self.inner
+            .queue
+            .call(|r| Op::Prune(before_ms, dead_before_ms, r))
+            .await
+    }
+
+    pub async fn dead_letter_unconfigured(
+        &self,
+        configured: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<DeadLettered>, StoreError> {
+        // One bound JSON array instead of a list of parameters: the statement's text never
+        // changes, so the writer's cached prepared statement serves every call.
+        let configured = serde_json::to_string(configured)
+            .map_err(|e| StoreError::Transaction(format!("encoding the target names: {e}")))?;
+        self.inner
+            .queue
+            .call(|r| Op::DeadLetterUnconfigured(configured, now_ms, r))
+            .await
     }
 
     pub async fn release_leases(&self) -> Result<u64, StoreError> {
@@ -802,9 +820,9 @@ mod tests {
         .unwrap();
         assert_eq!(indexes, 0);
         // The rows before the first young one go; the late one waits behind it.
-        assert_eq!(store.prune(2_500).await.unwrap(), 2);
+        assert_eq!(store.prune(2_500, 2_500).await.unwrap(), 2);
         assert_eq!(store.count_events().await.unwrap(), 2);
-        assert_eq!(store.prune(3_500).await.unwrap(), 2);
+        assert_eq!(store.prune(3_500, 3_500).await.unwrap(), 2);
         assert_eq!(store.count_events().await.unwrap(), 0);
         store.close().await;
     }

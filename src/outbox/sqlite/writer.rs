@@ -18,8 +18,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::super::group::{Batch, Batcher, Queued, Reply};
 use super::super::wal_sync::WalSync;
 use super::super::{
-    AttemptRecord, Claimed, Ingested, NewEvent, ReplaySelector, StoreError, StoredEvent,
-    parse_scheme,
+    AttemptRecord, Claimed, DeadLettered, Ingested, NewEvent, ReplaySelector, StoreError,
+    StoredEvent, UNCONFIGURED_ERROR_SQL, parse_scheme,
 };
 use super::{BUSY_TIMEOUT, PRAGMAS};
 use crate::metrics::Metrics;
@@ -35,8 +35,11 @@ pub(super) enum Op {
     },
     Record(AttemptRecord, i64, Reply<()>),
     Replay(ReplaySelector, i64, Reply<u64>),
-    Prune(i64, Reply<u64>),
+    /// Events received before `.0` (done) or `.1` (done or dead) go.
+    Prune(i64, i64, Reply<u64>),
     ReleaseLeases(Reply<u64>),
+    /// The configured targets as a JSON array of strings, and now.
+    DeadLetterUnconfigured(String, i64, Reply<Vec<DeadLettered>>),
 }
 
 /// A finished operation whose reply waits for the commit (and its fsync).
@@ -45,6 +48,7 @@ enum Done {
     Claim(Reply<Vec<Claimed>>, Vec<Claimed>),
     Unit(Reply<()>),
     Count(Reply<u64>, u64),
+    DeadLettered(Reply<Vec<DeadLettered>>, Vec<DeadLettered>),
 }
 
 impl Done {
@@ -55,6 +59,7 @@ impl Done {
             Done::Claim(r, v) => drop(r.send(Ok(v))),
             Done::Unit(r) => drop(r.send(Ok(()))),
             Done::Count(r, v) => drop(r.send(Ok(v))),
+            Done::DeadLettered(r, v) => drop(r.send(Ok(v))),
         }
     }
 
@@ -65,6 +70,7 @@ impl Done {
             Done::Claim(r, _) => drop(r.send(Err(e()))),
             Done::Unit(r) => drop(r.send(Err(e()))),
             Done::Count(r, _) => drop(r.send(Err(e()))),
+            Done::DeadLettered(r, _) => drop(r.send(Err(e()))),
         }
     }
 }
@@ -208,8 +214,9 @@ enum Work {
     Record(AttemptRecord, i64),
     Claim(usize, String, u32, i64, i64),
     Replay(usize, ReplaySelector, i64),
-    Prune(usize, i64),
+    Prune(usize, i64, i64),
     ReleaseLeases(usize),
+    DeadLetterUnconfigured(usize, String, i64),
 }
 
 /// Runs one batch in one transaction. Every op's reply goes into `done` before any fallible
@@ -241,13 +248,17 @@ fn run_batch(conn: &mut Connection, ops: Vec<Op>, done: &mut Vec<Done>) -> Resul
                 done.push(Done::Count(reply, 0));
                 work.push(Work::Replay(idx, sel, now_ms));
             }
-            Op::Prune(cutoff, reply) => {
+            Op::Prune(before, dead_before, reply) => {
                 done.push(Done::Count(reply, 0));
-                work.push(Work::Prune(idx, cutoff));
+                work.push(Work::Prune(idx, before, dead_before));
             }
             Op::ReleaseLeases(reply) => {
                 done.push(Done::Count(reply, 0));
                 work.push(Work::ReleaseLeases(idx));
+            }
+            Op::DeadLetterUnconfigured(configured, now_ms, reply) => {
+                done.push(Done::DeadLettered(reply, Vec::new()));
+                work.push(Work::DeadLetterUnconfigured(idx, configured, now_ms));
             }
         }
     }
@@ -276,7 +287,9 @@ fn run_batch(conn: &mut Connection, ops: Vec<Op>, done: &mut Vec<Done>) -> Resul
                 }
             }
             Work::Replay(idx, sel, now_ms) => set_count(done, idx, replay(&tx, sel, now_ms)?),
-            Work::Prune(idx, cutoff) => set_count(done, idx, prune(&tx, cutoff)?),
+            Work::Prune(idx, before, dead_before) => {
+                set_count(done, idx, prune(&tx, before, dead_before)?)
+            }
             Work::ReleaseLeases(idx) => {
                 let n = tx.execute(
                     "UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL",
@@ -284,20 +297,28 @@ fn run_batch(conn: &mut Connection, ops: Vec<Op>, done: &mut Vec<Done>) -> Resul
                 )?;
                 set_count(done, idx, n as u64);
             }
+            Work::DeadLetterUnconfigured(idx, configured, now_ms) => {
+                let buried = dead_letter_unconfigured(&tx, &configured, now_ms)?;
+                if let Done::DeadLettered(_, v) = &mut done[idx] {
+                    *v = buried;
+                }
+            }
         }
     }
     tx.commit()?;
     Ok(())
 }
 
-/// Deletes up to 10,000 events received before `cutoff_ms` that have nothing left to deliver.
+/// Deletes up to 10,000 events that are done with: received before `before_ms` with every
+/// delivery delivered, or before `dead_before_ms` (≤ `before_ms`) with every delivery delivered
+/// or dead. Pending deliveries keep their event whatever its age.
 ///
 /// Row ids grow with arrival, so the old events are the first rows: the scan for them stops at
 /// the first event received at or after the cut-off, and no index on `received_at` is needed
 /// (one would cost every commit another page written, for a query that runs every few
 /// minutes). An event stored after a jump of the clock back in time waits until the events
 /// before it are old too.
-fn prune(tx: &Connection, cutoff_ms: i64) -> Result<u64, StoreError> {
+fn prune(tx: &Connection, before_ms: i64, dead_before_ms: i64) -> Result<u64, StoreError> {
     let n = tx
         .prepare_cached(
             "DELETE FROM events WHERE id IN (
@@ -306,11 +327,37 @@ fn prune(tx: &Connection, cutoff_ms: i64) -> Result<u64, StoreError> {
                                        ORDER BY id LIMIT 1), 9223372036854775807)
                   AND e.received_at < ?1
                   AND NOT EXISTS (SELECT 1 FROM deliveries d
-                                  WHERE d.event_row = e.id AND d.status = 'pending')
+                                  WHERE d.event_row = e.id
+                                    AND (d.status = 'pending'
+                                         OR (d.status = 'dead' AND e.received_at >= ?2)))
                 LIMIT 10000)",
         )?
-        .execute([cutoff_ms])?;
+        .execute([before_ms, dead_before_ms])?;
     Ok(n as u64)
+}
+
+/// Dead-letters the pending, unleased (or expired) deliveries to targets outside `configured`
+/// (a JSON array of names), and counts them per target.
+fn dead_letter_unconfigured(
+    tx: &Connection,
+    configured: &str,
+    now_ms: i64,
+) -> Result<Vec<DeadLettered>, StoreError> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "UPDATE deliveries SET status = 'dead', lease_until = NULL, updated_at = ?2,
+             last_error = {UNCONFIGURED_ERROR_SQL}
+         WHERE status = 'pending' AND (lease_until IS NULL OR lease_until <= ?2)
+           AND target NOT IN (SELECT value FROM json_each(?1))
+         RETURNING target"
+    ))?;
+    let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+    for target in stmt.query_map(params![configured, now_ms], |r| r.get::<_, String>(0))? {
+        *counts.entry(target?).or_default() += 1;
+    }
+    Ok(counts
+        .into_iter()
+        .map(|(target, count)| DeadLettered { target, count })
+        .collect())
 }
 
 fn set_count(done: &mut [Done], idx: usize, n: u64) {
