@@ -462,7 +462,7 @@ async fn next_reload(reloads: &mut Option<Reloads>) {
 
 async fn prune_loop(store: Store, retention: Duration, stop: CancellationToken) {
     loop {
-        let cutoff = now_ms() - retention.as_millis() as i64;
+        let cutoff = now_ms().saturating_sub(retention.as_millis().try_into().unwrap_or(i64::MAX));
         loop {
             match store.prune(cutoff).await {
                 Ok(n) if n > 0 => {
