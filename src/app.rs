@@ -538,9 +538,10 @@ async fn prune_loop(
     stop: CancellationToken,
 ) {
     loop {
+        // Saturating: a retention near the 100-year bound must not wrap into the future.
         let now = now_ms();
-        let before = now - retention.as_millis() as i64;
-        let dead_before = now - dead_retention.as_millis() as i64;
+        let ago = |d: Duration| now.saturating_sub(d.as_millis().try_into().unwrap_or(i64::MAX));
+        let (before, dead_before) = (ago(retention), ago(dead_retention));
         loop {
             match store.prune(before, dead_before).await {
                 Ok(n) if n > 0 => {

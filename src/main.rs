@@ -28,8 +28,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(c) => {
             telemetry::init();
-            let cfg = config::load(&c.config)
-                .with_context(|| format!("invalid configuration {}", c.config.display()))?;
+            let cfg = hookgate::cli::load_config(&c.config)?;
             runtime()?.block_on(async move {
                 let shutdown = shutdown_signal()?;
                 let reloads = reload_signal(c.config.clone())?;
@@ -73,7 +72,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Err(errors) => {
                     for e in &errors.0 {
-                        eprintln!("{}: {e}", c.config.display());
+                        eprintln!("{}: {}", c.config.display(), e.in_file(&c.config));
                     }
                     eprintln!("{}: {} error(s)", c.config.display(), errors.0.len());
                     Ok(ExitCode::from(1))
@@ -81,9 +80,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Explain(args) => {
-            let cfg = config::load(&args.config.config).with_context(|| {
-                format!("invalid configuration {}", args.config.config.display())
-            })?;
+            let cfg = hookgate::cli::load_config(&args.config.config)?;
             let (routes, targets) = app::compile_routing(&cfg)?;
             let req = hookgate::cli::explain::RequestFile::read(&args.request)?;
             let now = args.now.unwrap_or_else(|| app::now_ms() / 1000);
@@ -109,9 +106,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         limit,
                         json,
                     } => {
-                        let cfg = config::load(&c.config).with_context(|| {
-                            format!("invalid configuration {}", c.config.display())
-                        })?;
+                        let cfg = hookgate::cli::load_config(&c.config)?;
                         hookgate::cli::deliveries::list(
                             &cfg,
                             status.as_deref(),
@@ -128,9 +123,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         target,
                         json,
                     } => {
-                        let cfg = config::load(&c.config).with_context(|| {
-                            format!("invalid configuration {}", c.config.display())
-                        })?;
+                        let cfg = hookgate::cli::load_config(&c.config)?;
                         hookgate::cli::deliveries::replay(&cfg, ids, dead, target, json).await
                     }
                 }

@@ -270,6 +270,93 @@ secrets = ["s"]
 }
 
 #[tokio::test]
+async fn check_refuses_values_the_gateway_could_not_run_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write_config(
+        dir.path(),
+        r#"
+[server]
+listen = "0.0.0.0:18085"
+admin_listen = "127.0.0.1:18085"
+
+[retry]
+timeout = "292271000y"
+
+[[endpoints]]
+name = "registry"
+path = "/hooks/modèle"
+scheme = "databricks"
+secrets = ["s"]
+
+[[endpoints]]
+name = "mlflow"
+path = "/hooks/mlflow"
+scheme = "mlflow"
+secrets = ["s"]
+bearer = "t"
+
+[targets.chat]
+kind = "log"
+rate = 1e-20
+
+[[routes]]
+to = ["chat"]
+"#,
+    );
+    let stderr = check_fails(&bad).await;
+    let file = bad.display();
+    for line in [
+        format!(
+            "{file}: server.admin_listen: cannot be bound beside server.listen: both use port 18085, which 0.0.0.0 takes on every IPv4 address; use another port"
+        ),
+        format!("{file}: retry.timeout: must be at most 100 years"),
+        format!(
+            "{file}: endpoints[0].path: must be written as senders send it, percent-encoded: \"/hooks/mod%C3%A8le\" (they encode non-ASCII characters and \" < > ` {{ }} | \\ ^, and requests are matched on the path as sent)"
+        ),
+        format!(
+            "{file}: endpoints[1].bearer: {}",
+            hookgate::config::MLFLOW_BEARER_REFUSED
+        ),
+        format!(
+            "{file}: targets.chat.rate: must be between 1/86400 (one message a day) and 1000000 messages per second; omit it for no limit"
+        ),
+        format!("{file}: 5 error(s)"),
+    ] {
+        assert!(
+            stderr.lines().any(|l| l == line),
+            "{line}\nnot in:\n{stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_file_that_cannot_be_read_or_parsed_is_named_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nonexist.toml");
+    let io = std::fs::read_to_string(&missing).unwrap_err();
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "[server\n").unwrap();
+    let parse = "invalid TOML: TOML parse error at line 1, column 8: invalid table header; \
+                 expected `.`, `]`";
+    for (path, problem) in [
+        (&missing, format!("cannot read configuration file: {io}")),
+        (&broken, parse.to_string()),
+    ] {
+        let file = path.to_str().unwrap();
+        let stderr = check_fails(path).await;
+        assert_eq!(stderr, format!("{file}: {problem}\n{file}: 1 error(s)\n"));
+        let out = hookgate(["serve", "--config", file]).await;
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        let want = format!("error: invalid configuration {file}: {problem}");
+        assert!(
+            out.stderr.lines().any(|l| l == want),
+            "{want}\nnot in:\n{}",
+            out.stderr
+        );
+    }
+}
+
+#[tokio::test]
 async fn sign_prints_the_headers_the_senders_send() {
     let dir = tempfile::tempdir().unwrap();
     for (scheme, file) in [

@@ -736,3 +736,40 @@ async fn connections_beyond_the_limit_wait_for_a_free_slot() {
     assert_eq!(r.status(), 200, "a freed slot serves the next client");
     g.stop().await;
 }
+
+#[tokio::test]
+async fn a_percent_encoded_endpoint_path_matches_what_a_client_sends_for_the_characters() {
+    let g = Gateway::start(&format!(
+        r#"
+[[endpoints]]
+name = "accented"
+path = "/hooks/mod%C3%A8le"
+scheme = "databricks"
+secrets = ["{DATABRICKS_SECRET}"]
+"#
+    ))
+    .await;
+    let body = r#"{"event":"MODEL_VERSION_CREATED","model_name":"modèle","version":"1"}"#;
+    let sig = hookgate::verify::databricks::sign(DATABRICKS_SECRET.as_bytes(), body.as_bytes());
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("X-Databricks-Signature", sig.as_str()),
+    ];
+    // reqwest, as senders' HTTP clients do, percent-encodes the path it is given.
+    let (s, v) = g
+        .post_raw("POST", "/hooks/modèle", &headers, body.as_bytes().to_vec())
+        .await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("accepted")), "{v}");
+    // Given encoded, the same path: the sender's retry is the same event.
+    let (s, v) = g
+        .post_raw(
+            "POST",
+            "/hooks/mod%C3%A8le",
+            &headers,
+            body.as_bytes().to_vec(),
+        )
+        .await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("duplicate")), "{v}");
+    assert_eq!(count_rows(&g.db, "events").await, 1);
+    g.stop().await;
+}

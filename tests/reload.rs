@@ -209,5 +209,37 @@ async fn a_delivery_in_flight_during_the_reload_becomes_dead_when_its_attempt_en
     );
     assert_eq!(dead_metrics(&g, "h").await, (Some(1.0), Some(1.0)));
     assert_eq!(fake.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_reload_with_a_rate_or_a_duration_out_of_range_keeps_the_running_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hookgate.db");
+    let path = dir.path().join("routes.toml");
+    let target = FakeTarget::start().await;
+    let good = file(&db, "the-secret", &target.url("/hook"), "admin", "256KiB");
+    std::fs::write(&path, &good).unwrap();
+    let (g, reload) = Gateway::start_reloadable(&path, db.clone()).await;
+
+    // A rate so small its pacing interval does not fit a Duration, then a timeout so long the
+    // lease's end in milliseconds overflows: neither may reach the dispatcher.
+    let too_slow = good.replace("kind = \"http\"\n", "kind = \"http\"\nrate = 1e-20\n");
+    let too_long = format!("{good}\n[retry]\ntimeout = \"292271000y\"\n");
+    for (n, bad) in [too_slow, too_long].iter().enumerate() {
+        std::fs::write(&path, bad).unwrap();
+        reload.send(()).await.unwrap();
+        wait_reloads(&g, "error", n as f64 + 1.0).await;
+        let (s, v) = g
+            .post_databricks_signed("the-secret", &event(n as u32 + 1, 0))
+            .await;
+        assert_eq!(s, 200, "the running configuration still serves: {v}");
+        // Delivered at once: the running target is not paced.
+        target.wait_for(n + 1, PATIENCE).await;
+    }
+    // The same file with a rate in range reloads: what failed was the value, not its place.
+    let paced = good.replace("kind = \"http\"\n", "kind = \"http\"\nrate = 1000.0\n");
+    std::fs::write(&path, paced).unwrap();
+    reload.send(()).await.unwrap();
+    wait_reloads(&g, "ok", 1.0).await;
     g.stop().await;
 }

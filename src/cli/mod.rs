@@ -6,11 +6,24 @@ pub mod samples;
 pub mod send;
 pub mod webhooks;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::config::{self, Config};
 use crate::verify::Scheme;
+
+/// Load the configuration file a command runs with. The error names the file once, also when
+/// it is about the file as a whole.
+pub fn load_config(path: &Path) -> anyhow::Result<Config> {
+    config::load(path).map_err(|e| {
+        anyhow::anyhow!(
+            "invalid configuration {}: {}",
+            path.display(),
+            e.in_file(path)
+        )
+    })
+}
 
 #[derive(Parser, Debug)]
 #[command(

@@ -20,10 +20,12 @@ use super::raw::{
 use super::tree::{Node, child_path, index_path};
 use super::{
     AdminConfig, Config, ConfigError, DatabricksJobConfig, EndpointConfig, GithubConfig,
-    GitlabConfig, HttpConfig, JenkinsConfig, LogConfig, RetryConfig, RouteConfig, ServerConfig,
-    SlackConfig, StoreConfig, TargetConfig, TargetKind, TlsFiles,
+    GitlabConfig, HttpConfig, JenkinsConfig, LogConfig, MAX_RATE_PER_SEC, MIN_RATE_PER_SEC,
+    MLFLOW_BEARER_REFUSED, RetryConfig, RouteConfig, ServerConfig, SlackConfig, StoreConfig,
+    TargetConfig, TargetKind, TlsFiles,
 };
 use crate::secret::Secret;
+use crate::verify::Scheme;
 
 /// The top-level keys of `routes.toml`.
 pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
@@ -207,6 +209,23 @@ fn build_server(b: &mut Builder, node: Option<&Node>) -> ServerConfig {
             "must differ from server.listen: the admin listener (metrics, admin API) must \
              never share the public ingress",
         );
+    } else if let Some(wildcard) = port_taken_by_wildcard(server.listen, server.admin_listen) {
+        let (wildcard, covered) = if wildcard.is_ipv4() {
+            ("0.0.0.0", "IPv4 address")
+        } else {
+            (
+                "[::]",
+                "IPv6 address, and on every IPv4 address too (a dual-stack socket)",
+            )
+        };
+        b.error(
+            "server.admin_listen",
+            format!(
+                "cannot be bound beside server.listen: both use port {}, which {wildcard} takes \
+                 on every {covered}; use another port",
+                server.listen.port(),
+            ),
+        );
     }
     if let Some(url) = &server.public_url {
         check_http_url(b, "server.public_url", url);
@@ -219,6 +238,31 @@ fn build_server(b: &mut Builder, node: Option<&Node>) -> ServerConfig {
         }
     }
     server
+}
+
+/// The wildcard address (`0.0.0.0`, `[::]`) that keeps two different listeners from both being
+/// bound, if one does: they share a port, and one listens on every address of a family the
+/// other's address is in. `[::]` counts as covering IPv4 too: it does on a dual-stack socket,
+/// Linux's default. An IPv4-mapped IPv6 address (`[::ffff:127.0.0.1]`) is its IPv4 address.
+/// Port 0 picks a free port for each listener, so it never clashes.
+fn port_taken_by_wildcard(
+    a: std::net::SocketAddr,
+    b: std::net::SocketAddr,
+) -> Option<std::net::IpAddr> {
+    if a.port() != b.port() || a.port() == 0 {
+        return None;
+    }
+    let (a, b) = (a.ip().to_canonical(), b.ip().to_canonical());
+    let covers = |wildcard: std::net::IpAddr, other: std::net::IpAddr| {
+        wildcard.is_unspecified() && (wildcard.is_ipv6() || other.is_ipv4())
+    };
+    if covers(a, b) {
+        Some(a)
+    } else if covers(b, a) {
+        Some(b)
+    } else {
+        None
+    }
 }
 
 fn build_store(b: &mut Builder, node: Option<&Node>) -> StoreConfig {
@@ -425,6 +469,9 @@ fn build_endpoints(
             .filter(|s| !s.expose().is_empty())
             .collect();
         let bearer = non_empty(raw.bearer);
+        if raw.scheme == Scheme::Mlflow && bearer.is_some() {
+            b.error(format!("{path}.bearer"), MLFLOW_BEARER_REFUSED);
+        }
         if secrets.is_empty() && bearer.is_none() && !raw.allow_unauthenticated {
             b.error(
                 path.clone(),
@@ -449,12 +496,26 @@ fn build_endpoints(
     (endpoints, known)
 }
 
+/// Characters of a path that senders percent-encode before sending (WHATWG URL parsers encode
+/// `"`, `<`, `>`, `` ` ``, `{` and `}`; Python's requests also `|`, `\` and `^`). The ingress
+/// compares the path as it arrives, so a configured path holding one would never match.
+const ENCODED_BY_SENDERS: &[char] = &['"', '<', '>', '`', '{', '}', '|', '\\', '^'];
+
 fn endpoint_path_problem(path: &str) -> Option<String> {
     if !path.starts_with('/') {
         return Some("must start with /".into());
     }
     if path.contains(['?', '#']) || path.chars().any(char::is_whitespace) {
         return Some("must be a plain URL path (no query, fragment or spaces)".into());
+    }
+    if !path.is_ascii() || path.contains(ENCODED_BY_SENDERS) {
+        let encoded: Vec<String> = ENCODED_BY_SENDERS.iter().map(char::to_string).collect();
+        return Some(format!(
+            "must be written as senders send it, percent-encoded: {:?} (they encode non-ASCII \
+             characters and {}, and requests are matched on the path as sent)",
+            percent_encoded(path),
+            encoded.join(" ")
+        ));
     }
     if path.parse::<http::uri::PathAndQuery>().is_err() {
         return Some("is not a valid URL path".into());
@@ -466,6 +527,23 @@ fn endpoint_path_problem(path: &str) -> Option<String> {
         ));
     }
     None
+}
+
+/// `path` as senders send it: each byte of a non-ASCII character, and each character of
+/// [`ENCODED_BY_SENDERS`], as `%XX` (upper-case hex, as WHATWG URL parsers and Python write it).
+fn percent_encoded(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if c.is_ascii() && !ENCODED_BY_SENDERS.contains(&c) {
+            out.push(c);
+        } else {
+            let mut utf8 = [0; 4];
+            for byte in c.encode_utf8(&mut utf8).bytes() {
+                out.push_str(&format!("%{byte:02X}"));
+            }
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -542,10 +620,12 @@ fn build_target(
         b.error(format!("{path}.concurrency"), "must be at least 1");
     }
     if let Some(rate) = common.rate {
-        if !(rate.is_finite() && rate > 0.0) {
+        // `contains` is false for NaN too.
+        if !(MIN_RATE_PER_SEC..=MAX_RATE_PER_SEC).contains(&rate) {
             b.error(
                 format!("{path}.rate"),
-                "must be a positive number of messages per second",
+                "must be between 1/86400 (one message a day) and 1000000 messages per second; \
+                 omit it for no limit",
             );
         }
     }

@@ -59,6 +59,19 @@ pub struct ConfigError {
     pub message: String,
 }
 
+impl ConfigError {
+    /// This error as it reads after the name of its file (`FILE: ...`, the way `hookgate check`
+    /// and start-up print it). An error about the file as a whole (it cannot be read, it is not
+    /// TOML) has the file itself as its path, which is then left out rather than named twice.
+    pub fn in_file(&self, file: &Path) -> String {
+        if self.path == file.display().to_string() {
+            self.message.clone()
+        } else {
+            self.to_string()
+        }
+    }
+}
+
 /// The whole, validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -170,9 +183,23 @@ pub struct TargetConfig {
     pub retry: RetryConfig,
     /// Deliveries in flight at once for this target (default 4, ≥ 1).
     pub concurrency: usize,
-    /// Messages per second (`rate`), if limited; positive and finite.
+    /// Messages per second (`rate`), if limited; from [`MIN_RATE_PER_SEC`] to
+    /// [`MAX_RATE_PER_SEC`].
     pub rate_per_sec: Option<f64>,
 }
+
+/// The slowest `rate` a target may have: one message a day. A slower one is a mistake (a
+/// delivery would wait longer than any retry policy lets it live), and pacing intervals stay
+/// within what a `Duration` holds.
+pub const MIN_RATE_PER_SEC: f64 = 1.0 / 86_400.0;
+
+/// The fastest `rate` a target may have: far more than one gateway sends, so a higher one would
+/// limit nothing (omitting `rate` says that).
+pub const MAX_RATE_PER_SEC: f64 = 1_000_000.0;
+
+/// Why an MLflow endpoint takes no `bearer`, for `hookgate check` and `hookgate webhooks`.
+pub const MLFLOW_BEARER_REFUSED: &str = "MLflow cannot send an Authorization header, so no \
+    request would ever pass: remove `bearer` (the endpoint's secret signs every request)";
 
 #[derive(Debug, Clone)]
 pub enum TargetKind {

@@ -122,11 +122,20 @@ pub(crate) struct RawRoute {
 // ---------------------------------------------------------------------------------------------
 // Value types
 
-/// A humantime duration: `"30s"`, `"7d"`, `"1h 30m"`.
+/// A humantime duration: `"30s"`, `"7d"`, `"1h 30m"`; at most [`MAX_DURATION`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Dur(pub Duration);
 
-const DURATION_FORM: &str = r#"expected a duration such as "30s", "5m", "7d" or "1h 30m""#;
+/// What a duration looks like. Phrased to follow "expected", as serde's type errors put it.
+const DURATION_FORM: &str = r#"a duration such as "30s", "5m", "7d" or "1h 30m""#;
+
+/// The longest duration any key takes. Far beyond any real timeout or retention, and far below
+/// where a duration stops fitting the i64 milliseconds the store and the dispatcher compute
+/// with (about 292 million years), so no configured value can overflow them.
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(100 * 31_557_600);
+
+/// The error for a duration past [`MAX_DURATION`] (humantime's years are 365.25 days).
+const TOO_LONG: &str = "must be at most 100 years";
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -144,28 +153,41 @@ impl<'de> Deserialize<'de> for Dur {
     }
 }
 
-/// Parse a humantime duration, with messages that describe the problem without quoting it.
+/// Parse a humantime duration of at most [`MAX_DURATION`], with messages that describe the
+/// problem without quoting it.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     use humantime::DurationError as E;
-    humantime::parse_duration(text.trim()).map_err(|e| match e {
-        E::Empty => format!("{DURATION_FORM}, found an empty string"),
+    let d = humantime::parse_duration(text.trim()).map_err(|e| match e {
+        E::Empty => format!("expected {DURATION_FORM}, found an empty string"),
         E::UnknownUnit { unit, .. } if unit.is_empty() => {
-            format!("{DURATION_FORM}: a unit is missing")
+            format!("expected {DURATION_FORM}: a unit is missing")
         }
         E::UnknownUnit { .. } => format!(
-            "{DURATION_FORM}: unknown unit (use ms, s, m, h, d, w; or seconds, minutes, ...)"
+            "expected {DURATION_FORM}: unknown unit (use ms, s, m, h, d, w; or seconds, \
+             minutes, ...)"
         ),
-        E::InvalidCharacter(at) => format!("{DURATION_FORM}: invalid character at offset {at}"),
-        E::NumberExpected(at) => format!("{DURATION_FORM}: number expected at offset {at}"),
-        E::NumberOverflow => format!("{DURATION_FORM}: the number is too large"),
-    })
+        E::InvalidCharacter(at) => {
+            format!("expected {DURATION_FORM}: invalid character at offset {at}")
+        }
+        E::NumberExpected(at) => {
+            format!("expected {DURATION_FORM}: number expected at offset {at}")
+        }
+        // humantime's own limit (u64 seconds) is far above ours: the same answer.
+        E::NumberOverflow => TOO_LONG.to_string(),
+    })?;
+    if d > MAX_DURATION {
+        return Err(TOO_LONG.into());
+    }
+    Ok(d)
 }
 
-/// A byte size: `"256KiB"`, `"1MB"`, or an integer number of bytes.
+/// A byte size: `"256KiB"`, `"1MB"`, `"1.5 MiB"`, or an integer number of bytes; at most
+/// `u64::MAX` bytes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Size(pub u64);
 
-const SIZE_FORM: &str = r#"expected a size such as "256KiB", "1MB" or a number of bytes"#;
+/// What a size looks like. Phrased to follow "expected", as serde's type errors put it.
+const SIZE_FORM: &str = r#"a size such as "256KiB", "1MB" or a number of bytes"#;
 
 impl<'de> Deserialize<'de> for Size {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -179,24 +201,97 @@ impl<'de> Deserialize<'de> for Size {
                 Ok(Size(v))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Size, E> {
-                u64::try_from(v)
-                    .map(Size)
-                    .map_err(|_| E::custom(format!("{SIZE_FORM}, found a negative number")))
+                u64::try_from(v).map(Size).map_err(|_| {
+                    E::custom(format!("expected {SIZE_FORM}, found a negative number"))
+                })
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Size, E> {
+                Err(E::custom(format!(
+                    "expected {SIZE_FORM}, found a decimal number ({FRACTION_HINT})"
+                )))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Size, E> {
-                let v = v.trim();
-                // bytesize's own error quotes the input; ours does not.
-                if v.is_empty() || !v.starts_with(|c: char| c.is_ascii_digit()) {
-                    return Err(E::custom(SIZE_FORM));
-                }
-                v.parse::<bytesize::ByteSize>()
-                    .map(|b| Size(b.as_u64()))
-                    .map_err(|_| {
-                        E::custom(format!("{SIZE_FORM} (units: B, KB, KiB, MB, MiB, GB, GiB)"))
-                    })
+                parse_size(v).map(Size).map_err(E::custom)
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// Why a fraction of a byte is refused, and how to write a fraction that means something.
+const FRACTION_HINT: &str = r#"a number of bytes is whole; a fraction needs a unit: "1.5MiB""#;
+
+/// Units of a size, lower case, and their factors: bytesize's spellings (the parser this one
+/// replaced), so every file that loaded before still loads.
+const SIZE_UNITS: &[(&str, u64)] = &[
+    ("", 1),
+    ("b", 1),
+    ("k", 1_000),
+    ("kb", 1_000),
+    ("m", 1_000_000),
+    ("mb", 1_000_000),
+    ("g", 1_000_000_000),
+    ("gb", 1_000_000_000),
+    ("t", 1_000_000_000_000),
+    ("tb", 1_000_000_000_000),
+    ("p", 1_000_000_000_000_000),
+    ("pb", 1_000_000_000_000_000),
+    ("e", 1_000_000_000_000_000_000),
+    ("eb", 1_000_000_000_000_000_000),
+    ("ki", 1 << 10),
+    ("kib", 1 << 10),
+    ("mi", 1 << 20),
+    ("mib", 1 << 20),
+    ("gi", 1 << 30),
+    ("gib", 1 << 30),
+    ("ti", 1 << 40),
+    ("tib", 1 << 40),
+    ("pi", 1 << 50),
+    ("pib", 1 << 50),
+    ("ei", 1 << 60),
+    ("eib", 1 << 60),
+];
+
+/// Parse a size: a number (digits, optionally with a fraction), optional spaces, an optional
+/// unit. Done here rather than by bytesize, whose parser quotes the input in its errors and
+/// saturates at `u64::MAX` instead of reporting a size too large (`"16EiB"`).
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    if number.is_empty() || !number.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(format!("expected {SIZE_FORM}"));
+    }
+    let unit = unit.trim_start().to_ascii_lowercase();
+    let Some(&(_, factor)) = SIZE_UNITS.iter().find(|(name, _)| *name == unit) else {
+        return Err(format!(
+            "expected {SIZE_FORM} (units: B, KB, KiB, MB, MiB, GB, GiB)"
+        ));
+    };
+    let too_large = || "too large: a size is at most 16 EiB less one byte".to_string();
+    match number.split_once('.') {
+        None => number
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(factor))
+            .ok_or_else(too_large),
+        Some((_, fraction)) if fraction.contains('.') || fraction.is_empty() => {
+            Err(format!("expected {SIZE_FORM}"))
+        }
+        Some(_) if factor == 1 => Err(format!("expected {SIZE_FORM} ({FRACTION_HINT})")),
+        Some(_) => {
+            let bytes = number
+                .parse::<f64>()
+                .map_err(|_| format!("expected {SIZE_FORM}"))?
+                * factor as f64;
+            // 2^64 is the first f64 past u64::MAX; the cast below would saturate at it.
+            if bytes >= 18_446_744_073_709_551_616.0 {
+                return Err(too_large());
+            }
+            Ok(bytes as u64)
+        }
     }
 }
 

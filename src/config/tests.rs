@@ -490,10 +490,107 @@ fn sizes() {
         ("\"1 MiB\"", 1_048_576),
         ("\"2048\"", 2048),
         ("4096", 4096),
+        ("\"1.5MiB\"", 1_572_864),
+        ("\"2 kib\"", 2048),
+        ("\"15EiB\"", 15 << 60),
+        ("\"18446744073709551615\"", u64::MAX),
     ] {
         let c = ok0(&with(MINIMAL, &format!("[server]\nmax_body = {value}")));
         assert_eq!(c.server.max_body, bytes, "{value}");
     }
+}
+
+#[test]
+fn size_errors_read_as_one_sentence_and_name_the_key() {
+    let form = r#"expected a size such as "256KiB", "1MB" or a number of bytes"#;
+    let fraction = r#"a number of bytes is whole; a fraction needs a unit: "1.5MiB""#;
+    let too_large = "too large: a size is at most 16 EiB less one byte";
+    for (value, want) in [
+        (
+            "1.5",
+            format!("{form}, found a decimal number ({fraction})"),
+        ),
+        ("\"1.5\"", format!("{form} ({fraction})")),
+        ("\"1.5 B\"", format!("{form} ({fraction})")),
+        ("true", format!("{form}, found a boolean")),
+        ("[1]", format!("{form}, found a list")),
+        ("\"16EiB\"", too_large.to_string()),
+        ("\"18446744073709551616\"", too_large.to_string()),
+        ("\"20000000 TB\"", too_large.to_string()),
+        ("\"16.5EiB\"", too_large.to_string()),
+        ("\"lots\"", form.to_string()),
+        ("\"1..5MiB\"", form.to_string()),
+        (
+            "\"12 parsecs\"",
+            format!("{form} (units: B, KB, KiB, MB, MiB, GB, GiB)"),
+        ),
+    ] {
+        let errs = errors(
+            &with(MINIMAL, &format!("[server]\nmax_body = {value}")),
+            &[],
+        );
+        let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, [format!("server.max_body: {want}")], "{value}");
+    }
+}
+
+#[test]
+fn durations_are_at_most_100_years_at_every_key() {
+    let c = ok0(&with(
+        MINIMAL,
+        "[retry]\nmax_age = \"100y\"\nmax_delay = \"36500d\"",
+    ));
+    assert_eq!(c.retry.max_age, Duration::from_secs(100 * 31_557_600));
+    let tolerance = "[[endpoints]]\nname = \"m\"\npath = \"/m\"\nscheme = \"mlflow\"\n\
+                     secrets = \"one\"\ntolerance = \"101y\"\n";
+    for (extra, path) in [
+        ("[retry]\ntimeout = \"292271000y\"", "retry.timeout"),
+        // Past humantime's own limit (u64 seconds): the same answer.
+        ("[retry]\ntimeout = \"600000000000y\"", "retry.timeout"),
+        (
+            "[retry]\nmax_retry_after = \"101y\"",
+            "retry.max_retry_after",
+        ),
+        (
+            "[server]\nshutdown_grace = \"36526d\"",
+            "server.shutdown_grace",
+        ),
+        (
+            "[server]\nbody_read_timeout = \"100y 1s\"",
+            "server.body_read_timeout",
+        ),
+        (
+            "[server.tls]\ncert = \"c\"\nkey = \"k\"\nwatch = \"200y\"",
+            "server.tls.watch",
+        ),
+        ("[store]\nretention = \"1000y\"", "store.retention"),
+        (
+            "[targets.x]\nkind = \"log\"\ntimeout = \"101y\"",
+            "targets.x.timeout",
+        ),
+        (
+            "[targets.x]\nkind = \"log\"\n[targets.x.retry]\nmax_age = \"101y\"",
+            "targets.x.retry.max_age",
+        ),
+        (tolerance, "endpoints[1].tolerance"),
+    ] {
+        let errs = errors(&with(MINIMAL, extra), &[]);
+        let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [format!("{path}: must be at most 100 years")],
+            "{extra}"
+        );
+    }
+    // The other errors are phrased once: "expected a duration ...", never "expected expected".
+    let msg = error_at0(
+        &with(MINIMAL, "[server]\nshutdown_grace = [1]"),
+        "server.shutdown_grace",
+    );
+    assert_eq!(
+        msg,
+        r#"expected a duration such as "30s", "5m", "7d" or "1h 30m", found a list"#
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -973,7 +1070,7 @@ fn bad_values_name_their_path() {
         (
             "[targets.x]\nkind = \"log\"\nrate = -1.0",
             "targets.x.rate",
-            "positive",
+            "between 1/86400",
         ),
         (
             "[targets.x]\nkind = \"log\"\nrate = \"fast\"",
@@ -1061,7 +1158,7 @@ fn missing_or_misshapen_endpoints() {
 
 #[test]
 fn unauthenticated_endpoint_refused_unless_allowed() {
-    let text = "[[endpoints]]\nname = \"open\"\npath = \"/open\"\nscheme = \"mlflow\"\n\
+    let text = "[[endpoints]]\nname = \"open\"\npath = \"/open\"\nscheme = \"databricks\"\n\
                 secrets = [\"${NOT_SET:-}\"]\nbearer = \"\"\n";
     let errs = errors(text, &[]);
     assert_eq!(
@@ -1093,6 +1190,122 @@ fn mlflow_tolerance() {
     );
     let msg = error_at0(&text.replace("90s", "0s"), "endpoints[0].tolerance");
     assert!(msg.contains("greater than zero"));
+}
+
+#[test]
+fn an_mlflow_endpoint_takes_no_bearer() {
+    let text = "[[endpoints]]\nname = \"m\"\npath = \"/m\"\nscheme = \"mlflow\"\n\
+                secrets = \"one\"\nbearer = \"tok\"\n";
+    let errs = errors(&with(MINIMAL, text), &[]);
+    let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [format!("endpoints[1].bearer: {MLFLOW_BEARER_REFUSED}")]
+    );
+    // Set by an override, the same.
+    let vars = [("HOOKGATE_ENDPOINTS__0__BEARER", "tok".to_string())];
+    let msg = error_at(
+        &text.replace("bearer = \"tok\"\n", ""),
+        &vars,
+        "endpoints[0].bearer",
+    );
+    assert_eq!(msg, MLFLOW_BEARER_REFUSED);
+    // An empty one is no bearer (`"${TOKEN:-}"`), and a Databricks endpoint may have one.
+    let c = ok0(&text.replace("\"tok\"", "\"${NOT_SET:-}\""));
+    assert!(c.endpoints[0].bearer.is_none());
+    let c = ok0(&text.replace("mlflow", "databricks"));
+    assert!(c.endpoints[0].bearer.is_some());
+}
+
+#[test]
+fn endpoint_paths_are_written_as_senders_send_them() {
+    let endpoint = |path: &str| {
+        format!(
+            "[[endpoints]]\nname = \"e\"\npath = \"{path}\"\nscheme = \"databricks\"\nsecrets = \"s\"\n"
+        )
+    };
+    let why = r#"(they encode non-ASCII characters and " < > ` { } | \ ^, and requests are matched on the path as sent)"#;
+    for (path, encoded) in [
+        ("/hooks/modèle", "/hooks/mod%C3%A8le"),
+        ("/hooks/モデル", "/hooks/%E3%83%A2%E3%83%87%E3%83%AB"),
+        ("/hooks/{model}", "/hooks/%7Bmodel%7D"),
+        ("/a|b^c", "/a%7Cb%5Ec"),
+        ("/a<b>`c", "/a%3Cb%3E%60c"),
+        (r"/a\\b", "/a%5Cb"),
+        (r#"/a\"b"#, "/a%22b"),
+    ] {
+        let msg = error_at0(&endpoint(path), "endpoints[0].path");
+        assert_eq!(
+            msg,
+            format!("must be written as senders send it, percent-encoded: \"{encoded}\" {why}"),
+            "{path}"
+        );
+        // The suggestion is accepted as it stands.
+        let c = ok0(&endpoint(encoded));
+        assert_eq!(c.endpoints[0].path, encoded);
+    }
+}
+
+#[test]
+fn target_rates_are_from_one_a_day_to_a_million_a_second() {
+    let target = |rate: &str| {
+        with(
+            MINIMAL,
+            &format!("[targets.x]\nkind = \"log\"\nrate = {rate}"),
+        )
+    };
+    for (rate, want) in [("0.00002", 0.00002), ("1.0", 1.0), ("1000000", 1_000_000.0)] {
+        assert_eq!(
+            ok0(&target(rate)).targets["x"].rate_per_sec,
+            Some(want),
+            "{rate}"
+        );
+    }
+    let want = "must be between 1/86400 (one message a day) and 1000000 messages per second; \
+                omit it for no limit";
+    for rate in [
+        "1e-20", "0.00001", "0", "-1", "1000001", "1e300", "inf", "nan",
+    ] {
+        assert_eq!(error_at0(&target(rate), "targets.x.rate"), want, "{rate}");
+    }
+}
+
+#[test]
+fn listeners_that_cannot_both_be_bound_are_refused() {
+    let server = |listen: &str, admin: &str| {
+        with(
+            MINIMAL,
+            &format!("[server]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\""),
+        )
+    };
+    let v4 = "cannot be bound beside server.listen: both use port 18085, which 0.0.0.0 takes on \
+              every IPv4 address; use another port";
+    let v6 = "cannot be bound beside server.listen: both use port 18085, which [::] takes on \
+              every IPv6 address, and on every IPv4 address too (a dual-stack socket); use \
+              another port";
+    for (listen, admin, want) in [
+        ("0.0.0.0:18085", "127.0.0.1:18085", v4),
+        ("127.0.0.1:18085", "0.0.0.0:18085", v4),
+        ("0.0.0.0:18085", "[::ffff:127.0.0.1]:18085", v4),
+        ("[::]:18085", "127.0.0.1:18085", v6),
+        ("[::]:18085", "0.0.0.0:18085", v6),
+        ("[::1]:18085", "[::]:18085", v6),
+    ] {
+        let msg = error_at0(&server(listen, admin), "server.admin_listen");
+        assert_eq!(msg, want, "{listen} {admin}");
+    }
+    // Different ports, port 0 (each listener gets its own), or an IPv4 wildcard beside an IPv6
+    // address: both bind.
+    for (listen, admin) in [
+        ("0.0.0.0:8080", "127.0.0.1:9090"),
+        ("[::]:8080", "[::1]:9090"),
+        ("0.0.0.0:0", "127.0.0.1:0"),
+        ("0.0.0.0:18085", "[::1]:18085"),
+        ("10.0.0.1:18085", "127.0.0.1:18085"),
+    ] {
+        let c = ok0(&server(listen, admin));
+        assert_eq!(c.server.admin_listen.to_string(), admin);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1622,6 +1835,35 @@ fn load_reads_a_file_and_names_it_when_missing() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn an_error_about_the_whole_file_does_not_name_it_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nonexist.toml");
+    let io = std::fs::read_to_string(&missing).unwrap_err();
+    let e = load(&missing).unwrap_err();
+    assert_eq!(
+        e.in_file(&missing),
+        format!("cannot read configuration file: {io}")
+    );
+
+    let file = dir.path().join("routes.toml");
+    std::fs::write(&file, "[server\n").unwrap();
+    let e = load(&file).unwrap_err();
+    assert_eq!(
+        e.in_file(&file),
+        "invalid TOML: TOML parse error at line 1, column 8: invalid table header; \
+         expected `.`, `]`"
+    );
+
+    // An error about a key keeps its path.
+    std::fs::write(&file, format!("{MINIMAL}\n[server]\nmax_body = 0\n")).unwrap();
+    let e = load(&file).unwrap_err();
+    assert_eq!(
+        e.in_file(&file),
+        "server.max_body: must be greater than zero"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Secrets stay secret
 
@@ -1635,7 +1877,6 @@ name = "mlflow"
 path = "/hooks/mlflow"
 scheme = "mlflow"
 secrets = ["${S}", "old-${S}"]
-bearer = "Bearer ${S}"
 
 [targets.gh]
 kind = "github"
@@ -1813,7 +2054,7 @@ fn summary_describes_without_secrets() {
         "postgres://db:5432/hg",
         "databricks  /hooks/databricks",
         "secrets: 1  bearer: yes",
-        "secrets: 2  bearer: yes",
+        "secrets: 2  bearer: no",
         "tolerance: 5m",
         "hooks.slack.com",
         "adb-123.azuredatabricks.net job 42",

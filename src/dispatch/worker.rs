@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app::now_ms;
-use crate::config::TargetConfig;
+use crate::config::{MAX_RATE_PER_SEC, MIN_RATE_PER_SEC, TargetConfig};
 use crate::dispatch::retry::{self, Decision, Outcome, RetryPolicy};
 use crate::event::Event;
 use crate::metrics::Metrics;
@@ -36,7 +36,7 @@ struct Pacer {
 impl Pacer {
     fn new(per_sec: f64) -> Pacer {
         Pacer {
-            interval: Duration::from_secs_f64(1.0 / per_sec),
+            interval: pacing_interval(per_sec),
             next: Mutex::new(Instant::now()),
         }
     }
@@ -51,6 +51,25 @@ impl Pacer {
         };
         tokio::time::sleep_until(slot.into()).await;
     }
+}
+
+/// The time between two sends at `per_sec` a second, within the interval of the rates the
+/// configuration accepts. Loading refuses other rates; this keeps any value that reaches the
+/// dispatcher anyway (tiny, huge, infinite, NaN) from panicking it, as `from_secs_f64` would.
+fn pacing_interval(per_sec: f64) -> Duration {
+    let longest = Duration::from_secs_f64(1.0 / MIN_RATE_PER_SEC);
+    let shortest = Duration::from_secs_f64(1.0 / MAX_RATE_PER_SEC);
+    // Fails for NaN and for what does not fit a Duration (1 / 1e-320 is infinite).
+    Duration::try_from_secs_f64(1.0 / per_sec)
+        .unwrap_or(longest)
+        .clamp(shortest, longest)
+}
+
+/// `now_ms` plus `d` in the store's milliseconds, saturating: the configuration bounds every
+/// duration, but a sum that overflowed would wrap into the past (a lease already expired, a
+/// retry due at once) or panic.
+fn ms_after(now_ms: i64, d: Duration) -> i64 {
+    now_ms.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 struct Lane {
@@ -117,18 +136,25 @@ impl Dispatcher {
             .iter()
             .filter_map(|(name, cfg)| {
                 let target = targets.get(name)?.clone();
-                let concurrency = cfg.concurrency.max(1);
-                let rate_wait = cfg
-                    .rate_per_sec
-                    .filter(|r| *r > 0.0)
-                    .map(|r| Duration::from_secs_f64(concurrency as f64 / r))
-                    .unwrap_or_default();
+                // More permits than tokio's semaphore holds would panic it; so many attempts
+                // in flight is no limit anyway.
+                let concurrency = cfg.concurrency.clamp(1, Semaphore::MAX_PERMITS);
+                let pacer = cfg.rate_per_sec.filter(|r| *r > 0.0).map(Pacer::new);
+                // A claimed delivery may wait behind every other slot's turn at the pacer.
+                let rate_wait = pacer.as_ref().map_or(Duration::ZERO, |p| {
+                    let slots = u32::try_from(concurrency).unwrap_or(u32::MAX);
+                    p.interval.checked_mul(slots).unwrap_or(Duration::MAX)
+                });
                 Some(Arc::new(Lane {
                     target,
                     policy: RetryPolicy::from(&cfg.retry),
                     slots: Arc::new(Semaphore::new(concurrency)),
-                    pacer: cfg.rate_per_sec.filter(|r| *r > 0.0).map(Pacer::new),
-                    lease: cfg.retry.timeout + rate_wait + LEASE_MARGIN,
+                    pacer,
+                    lease: cfg
+                        .retry
+                        .timeout
+                        .saturating_add(rate_wait)
+                        .saturating_add(LEASE_MARGIN),
                 }))
             })
             .collect();
@@ -163,10 +189,11 @@ impl Dispatcher {
                     round.lane_full = true;
                     continue;
                 }
-                let lease_until = now + lane.lease.as_millis() as i64;
+                let lease_until = ms_after(now, lane.lease);
+                let batch = u32::try_from(free).unwrap_or(u32::MAX);
                 match this
                     .store
-                    .claim(lane.target.name(), free as u32, now, lease_until)
+                    .claim(lane.target.name(), batch, now, lease_until)
                     .await
                 {
                     Ok(claims) => {
@@ -285,14 +312,14 @@ impl Dispatcher {
                 tracing::warn!(target, event_id = %ev.event_id, attempt, %reason, retry_in = ?delay, "attempt failed; will retry");
                 (
                     AttemptResult::Retry {
-                        next_attempt_at_ms: now + delay.as_millis() as i64,
+                        next_attempt_at_ms: ms_after(now, delay),
                     },
                     Some(reason.clone()),
                 )
             }
             (Some(Decision::RetryAfter(delay)), _) => (
                 AttemptResult::Retry {
-                    next_attempt_at_ms: now + delay.as_millis() as i64,
+                    next_attempt_at_ms: ms_after(now, delay),
                 },
                 None,
             ),
@@ -376,6 +403,52 @@ mod tests {
             round(false, true, true).pause_until(Ok(Some(now)), now),
             MAX_IDLE
         );
+    }
+
+    #[test]
+    fn pacing_intervals_and_deadlines_never_panic_or_wrap() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(pacing_interval(2.0), Duration::from_millis(500));
+        assert_eq!(pacing_interval(MIN_RATE_PER_SEC), day);
+        // Rates loading refuses: clamped to the accepted interval instead of a panic.
+        for (rate, want) in [
+            (1e-20, day),
+            (1e-320, day),
+            (f64::NAN, day),
+            (-1.0, day),
+            (1e12, Duration::from_micros(1)),
+            (f64::INFINITY, Duration::from_micros(1)),
+        ] {
+            assert_eq!(pacing_interval(rate), want, "{rate}");
+        }
+        assert_eq!(ms_after(1_000, Duration::from_millis(1_500)), 2_500);
+        assert_eq!(ms_after(1_000, Duration::MAX), i64::MAX);
+        assert_eq!(ms_after(i64::MAX - 1, Duration::from_secs(1)), i64::MAX);
+    }
+
+    #[tokio::test]
+    async fn a_target_with_extreme_values_still_gets_a_lane_that_runs() {
+        let mut cfg = target_config(TargetKind::Log(LogConfig { path: None }));
+        cfg.rate_per_sec = Some(1e-20);
+        cfg.concurrency = usize::MAX;
+        cfg.retry.timeout = Duration::MAX;
+        let configs = BTreeMap::from([("audit".to_string(), cfg)]);
+        let dir = tempfile::tempdir().unwrap();
+        let d = dispatcher(dir.path(), &configs).await;
+        let lane = &d.lanes[0];
+        let interval = lane.pacer.as_ref().map(|p| p.interval);
+        assert_eq!(interval, Some(Duration::from_secs(86_400)));
+        assert_eq!(lane.slots.available_permits(), Semaphore::MAX_PERMITS);
+        assert_eq!(lane.lease, Duration::MAX);
+        // Rounds of claims, each computing where the lease ends.
+        let store = d.store.clone();
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(d.run(stop.clone()));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stop.cancel();
+        run.await
+            .expect("the dispatcher ran and stopped without a panic");
+        store.close().await;
     }
 
     #[tokio::test]

@@ -87,7 +87,11 @@ pub async fn serve(
     let builder = Arc::new(builder);
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    // More permits than tokio's semaphore holds would panic it; so many connections are no
+    // limit anyway.
+    let permits = Arc::new(Semaphore::new(
+        limits.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         // A permit is taken before accepting: at the limit, new clients wait in the kernel's

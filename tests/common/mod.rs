@@ -96,7 +96,7 @@ name = "mlflow"
 path = "/mlflow/webhook"
 scheme = "mlflow"
 secrets = ["{MLFLOW_SECRET}"]
-tolerance = "100000d"
+tolerance = "36500d"
 
 # The receiver side of `bad-wrong-secret.json`: the file is signed with the real secret, but
 # this receiver is configured with another one.
@@ -105,7 +105,7 @@ name = "mlflow-other-secret"
 path = "/mlflow/other-secret"
 scheme = "mlflow"
 secrets = ["not-the-secret"]
-tolerance = "100000d"
+tolerance = "36500d"
 
 [[endpoints]]
 name = "mlflow-fresh"

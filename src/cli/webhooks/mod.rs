@@ -24,7 +24,6 @@ pub mod sender;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Subcommand;
 
 use crate::config::{self, Config, EndpointConfig};
@@ -129,8 +128,7 @@ pub struct TargetArgs {
 
 /// Run a `hookgate webhooks` command with the process environment.
 pub async fn run(args: WebhooksArgs) -> anyhow::Result<ExitCode> {
-    let cfg = config::load(&args.config)
-        .with_context(|| format!("invalid configuration {}", args.config.display()))?;
+    let cfg = crate::cli::load_config(&args.config)?;
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     let endpoint = pick_endpoint(&cfg, args.endpoint.as_deref())?;
     let sender = connect(endpoint, &args, &env)?;
@@ -310,11 +308,12 @@ fn target(
                  route's `models`"
             );
         }
+        // Loading refuses such an endpoint already; this guards a configuration made in code.
         if endpoint.bearer.is_some() {
             anyhow::bail!(
-                "endpoint '{}' requires a bearer token, but MLflow webhooks cannot send an \
-                 Authorization header: remove `bearer` and rely on its secret",
-                endpoint.name
+                "endpoint '{}' has a bearer token: {}",
+                endpoint.name,
+                config::MLFLOW_BEARER_REFUSED
             );
         }
     }
