@@ -128,6 +128,10 @@ pub async fn run_with_reloads(
 ) -> Result<(), StartError> {
     let metrics = Arc::new(Metrics::new());
     let store = Store::open(&config.store.url, metrics.clone()).await?;
+    if let Err(e) = store.lock_for_serve() {
+        store.close().await;
+        return Err(e.into());
+    }
     // The embedded store has exactly one process using it: leases from a previous run belong
     // to a process that is gone, so their deliveries are due again now. A shared store releases
     // nothing (other replicas' leases are live); leases left by a dead replica expire.
@@ -204,6 +208,12 @@ pub async fn run_with_reloads(
             i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             i
         });
+    // Announced only now that the store is open and this process's: one that cannot use its
+    // store (taken by another gateway, say) never says it is listening. Until then connections
+    // wait in the listeners' backlog.
+    if let (Ok(listen), Ok(admin)) = (ingress_listener.local_addr(), admin_listener.local_addr()) {
+        tracing::info!(%listen, %admin, version = env!("CARGO_PKG_VERSION"), "listening");
+    }
     let ingress_task = tokio::spawn(ingress::serve(
         ingress_listener,
         ingress_handler,
@@ -324,10 +334,10 @@ pub async fn run_with_reloads(
         admin.set(Arc::new(build_admin(&new)));
         // The same files, read again: a renewed certificate serves new connections from now.
         // Other paths, or TLS turned on or off, wait for the restart `needs_restart` asked for.
-        if let (Some(served), Some(new_tls)) = (&mut tls, compiled.tls) {
-            if running.server.tls == new.server.tls {
-                served.serve(new_tls, &metrics);
-            }
+        if let (Some(served), Some(new_tls)) = (&mut tls, compiled.tls)
+            && running.server.tls == new.server.tls
+        {
+            served.serve(new_tls, &metrics);
         }
         stop_dispatcher.cancel();
         stop_dispatcher = start_dispatcher(&compiled.targets, &new);

@@ -45,10 +45,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             cfg.server.admin_listen
                         )
                     })?;
-                tracing::info!(
-                    listen = %ingress.local_addr()?, admin = %admin.local_addr()?,
-                    version = env!("CARGO_PKG_VERSION"), "listening"
-                );
                 app::run_with_reloads(cfg, ingress, admin, shutdown, Some(reloads)).await?;
                 Ok(ExitCode::SUCCESS)
             })

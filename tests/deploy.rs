@@ -964,10 +964,10 @@ fn used_metrics(expr: &str) -> Vec<(String, BTreeSet<String>)> {
         if tail[end..].starts_with('{') {
             let close = tail[end..].find('}').unwrap();
             for m in tail[end + 1..end + close].split(',') {
-                if let Some(k) = m.split(['=', '!']).next().map(str::trim) {
-                    if !k.is_empty() {
-                        labels.insert(k.to_string());
-                    }
+                if let Some(k) = m.split(['=', '!']).next().map(str::trim)
+                    && !k.is_empty()
+                {
+                    labels.insert(k.to_string());
                 }
             }
         }

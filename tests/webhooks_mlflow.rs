@@ -107,11 +107,11 @@ impl MlflowServer {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("mlflow server exited with {status}:\n{}", self.log_tail());
             }
-            if let Ok(r) = client.get(format!("{}/health", self.url)).send().await {
-                if r.status().is_success() {
-                    eprintln!("mlflow server up after {:?}", started.elapsed());
-                    return;
-                }
+            if let Ok(r) = client.get(format!("{}/health", self.url)).send().await
+                && r.status().is_success()
+            {
+                eprintln!("mlflow server up after {:?}", started.elapsed());
+                return;
             }
             if Instant::now() > deadline {
                 panic!(

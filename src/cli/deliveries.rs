@@ -26,11 +26,11 @@ pub async fn list(
     limit: u32,
     json: bool,
 ) -> anyhow::Result<String> {
-    if let Some(t) = target.as_deref() {
-        if !config.targets.contains_key(t) {
-            // Still listed: deliveries of a target taken out of the file stay in the store.
-            eprintln!("note: the configuration has no target named {t:?}");
-        }
+    if let Some(t) = target.as_deref()
+        && !config.targets.contains_key(t)
+    {
+        // Still listed: deliveries of a target taken out of the file stay in the store.
+        eprintln!("note: the configuration has no target named {t:?}");
     }
     let store = open(config).await?;
     let filter = DeliveryFilter {

@@ -345,21 +345,21 @@ fn check_retry(b: &mut Builder, retry: &RetryConfig, blame: &dyn Fn(&str) -> Opt
         ("initial", retry.initial),
         ("max_age", retry.max_age),
     ] {
-        if value.is_zero() {
-            if let Some(path) = blame(key) {
-                b.error(path, "must be greater than zero");
-            }
+        if value.is_zero()
+            && let Some(path) = blame(key)
+        {
+            b.error(path, "must be greater than zero");
         }
     }
-    if retry.max_attempts == 0 {
-        if let Some(path) = blame("max_attempts") {
-            b.error(path, "must be at least 1");
-        }
+    if retry.max_attempts == 0
+        && let Some(path) = blame("max_attempts")
+    {
+        b.error(path, "must be at least 1");
     }
-    if retry.initial > retry.max_delay {
-        if let Some(path) = blame("max_delay").or_else(|| blame("initial")) {
-            b.error(path, "the initial delay must not exceed max_delay");
-        }
+    if retry.initial > retry.max_delay
+        && let Some(path) = blame("max_delay").or_else(|| blame("initial"))
+    {
+        b.error(path, "the initial delay must not exceed max_delay");
     }
 }
 

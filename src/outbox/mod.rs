@@ -58,6 +58,9 @@ pub enum StoreError {
     /// A group-committed transaction failed; every operation in it gets this.
     #[error("transaction failed: {0}")]
     Transaction(String),
+    /// The store's files cannot be used as they are (the message says why and what to do).
+    #[error("{0}")]
+    Unusable(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -433,6 +436,16 @@ impl Store {
     }
 
     /// A cheap round trip, for `/readyz`.
+    /// For `serve`: the embedded store's file for this process alone (see
+    /// [`SqliteStore::lock_for_serve`]); a shared store takes nothing, its replicas coordinate
+    /// by leases.
+    pub fn lock_for_serve(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.lock_for_serve(),
+            Store::Postgres(_) => Ok(()),
+        }
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.ping().await,

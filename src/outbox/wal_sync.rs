@@ -37,17 +37,15 @@ pub(super) struct WalSync {
 impl WalSync {
     /// Starts the thread for the WAL file beside `database`.
     pub(super) fn start(database: PathBuf) -> io::Result<WalSync> {
-        let mut wal = database.into_os_string();
-        wal.push("-wal");
-        let wal = PathBuf::from(wal);
+        let files = Arc::new(Files::new(database)?);
         let (tx, rx) = mpsc::channel::<Settle>();
         let rx = Arc::new(Mutex::new(rx));
         let threads = (0..SYNC_THREADS)
             .map(|_| {
-                let (wal, rx) = (wal.clone(), rx.clone());
+                let (files, rx) = (files.clone(), rx.clone());
                 thread::Builder::new()
                     .name("hookgate-wal-sync".into())
-                    .spawn(move || run(wal, &rx))
+                    .spawn(move || run(&files, &rx))
             })
             .collect::<io::Result<_>>()?;
         Ok(WalSync { tx, threads })
@@ -70,7 +68,47 @@ impl WalSync {
     }
 }
 
-fn run(wal: PathBuf, rx: &Mutex<mpsc::Receiver<Settle>>) {
+/// The database file (as it was at start) and its WAL.
+struct Files {
+    database: PathBuf,
+    /// The database's inode at start: a file of that name with another inode is not ours.
+    database_ino: u64,
+    wal: PathBuf,
+}
+
+impl Files {
+    fn new(database: PathBuf) -> io::Result<Files> {
+        let database_ino = std::fs::metadata(&database)?.ino();
+        let mut wal = database.clone().into_os_string();
+        wal.push("-wal");
+        Ok(Files {
+            database,
+            database_ino,
+            wal: PathBuf::from(wal),
+        })
+    }
+
+    /// A commit is only as durable as the files a restart will open: a database file removed
+    /// or replaced while the gateway runs takes every later commit with it (the open handles
+    /// still write, to an inode nothing names), so nothing is acknowledged once it is gone.
+    fn check_database(&self) -> Result<(), String> {
+        let gone = match std::fs::metadata(&self.database) {
+            Ok(m) => m.ino() != self.database_ino,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+            Err(e) => return Err(format!("{}: {e}", self.database.display())),
+        };
+        if gone {
+            return Err(format!(
+                "the database file {} is no longer the one the gateway opened (removed or \
+                 replaced): nothing written now would be found after a restart",
+                self.database.display()
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn run(files: &Files, rx: &Mutex<mpsc::Receiver<Settle>>) {
     let mut file = None;
     loop {
         // Whoever holds the lock takes everything queued, then lets it go before the fsync, so
@@ -82,11 +120,13 @@ fn run(wal: PathBuf, rx: &Mutex<mpsc::Receiver<Settle>>) {
             waiting.extend(rx.try_iter());
             waiting
         };
-        let result = sync(&wal, &mut file).map_err(|e| {
-            // The file handle may be what failed; open afresh next time.
-            file = None;
-            format!("fsync of {}: {e}", wal.display())
-        });
+        let result = sync(&files.wal, &mut file)
+            .map_err(|e| {
+                // The file handle may be what failed; open afresh next time.
+                file = None;
+                format!("fsync of {}: {e}", files.wal.display())
+            })
+            .and_then(|()| files.check_database());
         for settle in waiting {
             settle(result.clone());
         }
@@ -115,6 +155,7 @@ mod tests {
     fn settles_after_the_sync_and_reports_a_missing_file() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("x.db");
+        std::fs::write(&db, b"pages").unwrap();
         std::fs::write(dir.path().join("x.db-wal"), b"frames").unwrap();
         let sync = WalSync::start(db.clone()).unwrap();
         let (tx, rx) = mpsc::channel();
@@ -123,15 +164,26 @@ mod tests {
         assert_eq!(rx.recv().unwrap(), Ok(()));
 
         std::fs::remove_file(dir.path().join("x.db-wal")).unwrap();
-        sync.after_sync(Box::new(move |r| tx.send(r).unwrap()));
+        let tx2 = tx.clone();
+        sync.after_sync(Box::new(move |r| tx2.send(r).unwrap()));
         let err = rx.recv().unwrap().unwrap_err();
         assert!(err.contains("x.db-wal"), "{err}");
+
+        // The WAL back, the database replaced by another file of its name.
+        std::fs::write(dir.path().join("x.db-wal"), b"frames").unwrap();
+        // (Made before the old one goes, so it cannot get the old inode's number.)
+        std::fs::write(dir.path().join("x.db.new"), b"another").unwrap();
+        std::fs::rename(dir.path().join("x.db.new"), &db).unwrap();
+        sync.after_sync(Box::new(move |r| tx.send(r).unwrap()));
+        let err = rx.recv().unwrap().unwrap_err();
+        assert!(err.contains("x.db is no longer"), "{err}");
     }
 
     #[test]
     fn a_commit_is_synced_while_another_thread_is_still_busy() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("x.db");
+        std::fs::write(&db, b"pages").unwrap();
         std::fs::write(dir.path().join("x.db-wal"), b"frames").unwrap();
         let sync = WalSync::start(db).unwrap();
         // The first settle holds its thread until released.

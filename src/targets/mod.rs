@@ -579,11 +579,11 @@ fn reqwest_failure(e: reqwest::Error) -> Delivery {
 
 fn transport_failure(kind: TransportError, cause: Option<String>) -> Delivery {
     let mut outcome = classify_transport(kind);
-    if let (Outcome::Retry { reason, .. }, Some(cause)) = (&mut outcome, cause) {
-        if kind != TransportError::Timeout {
-            reason.push_str(": ");
-            reason.push_str(&cause);
-        }
+    if let (Outcome::Retry { reason, .. }, Some(cause)) = (&mut outcome, cause)
+        && kind != TransportError::Timeout
+    {
+        reason.push_str(": ");
+        reason.push_str(&cause);
     }
     Delivery {
         outcome,

@@ -223,11 +223,9 @@ impl Templates {
 /// error kind and line are kept: a detail such as "unknown filter: x" quotes the source.
 fn describe_error(e: &minijinja::Error, sensitive: bool) -> String {
     let mut msg = e.kind().to_string();
-    if !sensitive {
-        if let Some(detail) = e.detail() {
-            msg.push_str(": ");
-            msg.push_str(detail);
-        }
+    if !sensitive && let Some(detail) = e.detail() {
+        msg.push_str(": ");
+        msg.push_str(detail);
     }
     if let Some(line) = e.line() {
         msg.push_str(&format!(" (line {line})"));

@@ -263,10 +263,9 @@ impl Gateway {
                 .get(format!("http://{}/readyz", self.admin))
                 .send()
                 .await
+                && r.status() == 200
             {
-                if r.status() == 200 {
-                    return;
-                }
+                return;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }

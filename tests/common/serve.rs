@@ -205,6 +205,12 @@ impl Served {
         self.output(status.code().unwrap_or(-1)).await
     }
 
+    /// SIGKILL, as a crash would; waits for it to be gone. Everything it wrote.
+    pub async fn kill(mut self) -> Run {
+        self.child.kill().await.expect("SIGKILL and wait");
+        self.output(-9).await
+    }
+
     async fn output(&mut self, code: i32) -> Run {
         for r in self.readers.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(5), r).await;

@@ -89,6 +89,8 @@ const SCHEMA: &[&str] = &[
         reason TEXT
     )",
     "CREATE INDEX IF NOT EXISTS attempts_delivery ON attempts (delivery_id)",
+    // One row, rewritten by each readiness check (see `SqliteStore::ping`).
+    "CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL)",
 ];
 
 /// An event by its id. No index leads with the id alone (see [`events_table`]), so the id is
@@ -108,6 +110,10 @@ struct Inner {
     read: SqlitePool,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     checkpointer: JoinHandle<()>,
+    /// The database file.
+    path: std::path::PathBuf,
+    /// Held while `serve` runs on the file (see [`SqliteStore::lock_for_serve`]).
+    serve_lock: std::sync::Mutex<Option<std::fs::File>>,
 }
 
 /// What every connection sets, the writer's included.
@@ -302,7 +308,9 @@ impl SqliteStore {
     pub async fn open(url: &str, metrics: Arc<Metrics>) -> Result<SqliteStore, StoreError> {
         // These options serve the connection that makes the file and the schema, and the read
         // pool (whose checkpoints sync as FULL does). The writer has its own (`writer::open`).
-        let mut options = SqliteConnectOptions::from_str(url)?
+        let mut options = SqliteConnectOptions::from_str(url)?;
+        refuse_a_wal_without_its_database(options.get_filename())?;
+        options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -326,6 +334,8 @@ impl SqliteStore {
         let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
             .fetch_one(&mut conn)
             .await?;
+        let path = options.get_filename().to_path_buf();
+        let path = path.as_path();
         let (queue, rx) = group::queue();
         let commits = Arc::new(AtomicU64::new(0));
         let restart_wal = Arc::new(AtomicBool::new(false));
@@ -357,6 +367,8 @@ impl SqliteStore {
                 read,
                 writer: Mutex::new(Some(writer)),
                 checkpointer,
+                path: path.to_path_buf(),
+                serve_lock: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -528,11 +540,45 @@ impl SqliteStore {
             .collect()
     }
 
+    /// Whether the store can read and make a commit durable now: a read, then a one-row write
+    /// through the writer, answered after its fsync like an event. A store that can read but
+    /// not commit (the disk full, its WAL or database file removed) answers every event with
+    /// 503, and readiness should say so too.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.inner.read).await?;
         if self.inner.queue.is_closed() {
             return Err(StoreError::Closed);
         }
+        let now = crate::app::now_ms();
+        self.inner.queue.call(|reply| Op::Probe(now, reply)).await
+    }
+
+    /// Takes the database file for this process alone, for as long as the store is open (or
+    /// [`SqliteStore::close`]): `serve` calls it before it releases the leases of a previous
+    /// run, which would otherwise take over the deliveries of a gateway still running on the
+    /// same file and send them twice. The CLI's reads and replays do not take it; they work
+    /// beside a running gateway. An advisory lock (`flock`), which SQLite's own locks ignore.
+    pub fn lock_for_serve(&self) -> Result<(), StoreError> {
+        let path = &self.inner.path;
+        let file = std::fs::File::open(path)
+            .map_err(|e| StoreError::Unusable(format!("{}: {e}", path.display())))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Unusable(format!(
+                    "{} is in use by another hookgate serve: one gateway per SQLite file (use \
+                     PostgreSQL for several)",
+                    path.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StoreError::Unusable(format!(
+                    "locking {}: {e}",
+                    path.display()
+                )));
+            }
+        }
+        *self.inner.serve_lock.lock().expect("not poisoned") = Some(file);
         Ok(())
     }
 
@@ -552,7 +598,28 @@ impl SqliteStore {
             tracing::warn!(error = %e, "final WAL checkpoint failed");
         }
         self.inner.read.close().await;
+        // Last: a gateway waiting for the file starts only once it is left as it should be.
+        self.inner.serve_lock.lock().expect("not poisoned").take();
     }
+}
+
+/// A WAL file beside no database means the database was removed or moved while a gateway ran
+/// on it (the WAL is removed when the last connection closes cleanly). Starting would make an
+/// empty store, silently: everything acknowledged before would look never received.
+fn refuse_a_wal_without_its_database(database: &std::path::Path) -> Result<(), StoreError> {
+    let mut wal = database.as_os_str().to_os_string();
+    wal.push("-wal");
+    let wal = std::path::PathBuf::from(wal);
+    if !database.exists() && wal.exists() {
+        return Err(StoreError::Unusable(format!(
+            "{} exists but {} does not: the database was removed or moved. Put it back, or \
+             remove {} and its -shm file to start with an empty store",
+            wal.display(),
+            database.display(),
+            wal.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Queries whose text is built from constants only.

@@ -40,6 +40,9 @@ pub(super) enum Op {
     ReleaseLeases(Reply<u64>),
     /// The configured targets as a JSON array of strings, and now.
     DeadLetterUnconfigured(String, i64, Reply<Vec<DeadLettered>>),
+    /// A write that is answered like any other, after its commit's fsync: whether the store can
+    /// make a commit durable now (the readiness check).
+    Probe(i64, Reply<()>),
 }
 
 /// A finished operation whose reply waits for the commit (and its fsync).
@@ -217,6 +220,7 @@ enum Work {
     Prune(usize, i64, i64),
     ReleaseLeases(usize),
     DeadLetterUnconfigured(usize, String, i64),
+    Probe(i64),
 }
 
 /// Runs one batch in one transaction. Every op's reply goes into `done` before any fallible
@@ -260,6 +264,10 @@ fn run_batch(conn: &mut Connection, ops: Vec<Op>, done: &mut Vec<Done>) -> Resul
                 done.push(Done::DeadLettered(reply, Vec::new()));
                 work.push(Work::DeadLetterUnconfigured(idx, configured, now_ms));
             }
+            Op::Probe(now_ms, reply) => {
+                done.push(Done::Unit(reply));
+                work.push(Work::Probe(now_ms));
+            }
         }
     }
     // Finished attempts before claims: they release leases the claims may then see.
@@ -302,6 +310,14 @@ fn run_batch(conn: &mut Connection, ops: Vec<Op>, done: &mut Vec<Done>) -> Resul
                 if let Done::DeadLettered(_, v) = &mut done[idx] {
                     *v = buried;
                 }
+            }
+            // A row actually written, so the commit has a frame to put in the WAL.
+            Work::Probe(now_ms) => {
+                tx.prepare_cached(
+                    "INSERT INTO probe (id, at) VALUES (1, ?1)
+                     ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+                )?
+                .execute([now_ms])?;
             }
         }
     }
