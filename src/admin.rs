@@ -283,9 +283,11 @@ impl Admin {
     }
 
     async fn replay(&self, sel: ReplaySelector) -> ApiResult {
+        // Only to targets this configuration has: a replayed delivery to another would be
+        // pending with no lane to claim it.
         let n = self
             .store
-            .replay(sel, now_ms())
+            .replay_configured(sel, now_ms(), &self.targets)
             .await
             .map_err(store_error)?;
         if n > 0 {

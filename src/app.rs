@@ -326,11 +326,22 @@ pub async fn run_with_reloads(
                 "changes to these sections take effect after a restart; the rest is applied now"
             );
         }
+        let previous = ingress.get();
         ingress.set(Arc::new(build_ingress(
             &new,
             &running.server,
             Arc::new(compiled.routes),
         )));
+        // Requests in flight finish with the routes they started with, which may name a target
+        // this file removed: once the last of them is done, the deliveries they queued are
+        // dead-lettered like the others (the same step as when the old dispatcher retires).
+        let (retired_tx, stop) = (retired_tx.clone(), stop_background.clone());
+        tasks.spawn(async move {
+            tokio::select! {
+                () = wait_until_unused(previous) => drop(retired_tx.send(())),
+                () = stop.cancelled() => {}
+            }
+        });
         admin.set(Arc::new(build_admin(&new)));
         // The same files, read again: a renewed certificate serves new connections from now.
         // Other paths, or TLS turned on or off, wait for the restart `needs_restart` asked for.
@@ -515,6 +526,20 @@ async fn next_reload(reloads: &mut Option<Reloads>) {
 /// Dead-letters the pending deliveries to targets `config` does not have (see
 /// [`Store::dead_letter_unconfigured`]), counts them as dead in the metrics and warns once per
 /// target.
+/// Returns once `value` is the last handle to what it points to: every request that took the
+/// ingress before a reload swapped it has finished. Polled, since a handle has no drop signal;
+/// requests end within the body and store timeouts, and a stuck one stops the wait after
+/// [`RETIRE_WAIT_MAX`].
+async fn wait_until_unused<T>(value: Arc<T>) {
+    let deadline = tokio::time::Instant::now() + RETIRE_WAIT_MAX;
+    while Arc::strong_count(&value) > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Longest a reload waits for the requests that began before it (see [`wait_until_unused`]).
+const RETIRE_WAIT_MAX: Duration = Duration::from_secs(300);
+
 async fn dead_letter_unconfigured(
     store: &Store,
     metrics: &Metrics,

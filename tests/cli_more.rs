@@ -524,6 +524,26 @@ secrets = ["removed-target-secret"]
         assert_eq!(d["target"], "old-name");
         assert_eq!(d["last_error"], not_configured("old-name").as_str());
     }
+    // Replaying every dead letter leaves these: pending again, no lane would take them.
+    let run = hookgate([
+        os("deliveries"),
+        os("replay"),
+        os("--dead"),
+        os("--config"),
+        cfg.as_os_str(),
+    ])
+    .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.stdout, "replayed 0 deliveries\n");
+    assert!(
+        run.stderr.contains(
+            r#"left 2 dead deliveries to "old-name", which the configuration does not have"#
+        ),
+        "{}",
+        run.stderr
+    );
+    let dead = deliveries_json(&cfg, &["list", "--status", "dead"]).await;
+    assert_eq!(dead.len(), 2, "still dead: {dead:?}");
     assert_eq!(fake.requests().len(), 2, "nothing more was sent");
 }
 

@@ -243,3 +243,63 @@ async fn a_reload_with_a_rate_or_a_duration_out_of_range_keeps_the_running_confi
     wait_reloads(&g, "ok", 1.0).await;
     g.stop().await;
 }
+
+/// A request that began before a reload finishes with the routes it started with, and may queue
+/// a delivery to a target the reload removed: once the last such request is done, that delivery
+/// is dead-lettered like the others, not left pending with no lane to claim it.
+#[tokio::test]
+async fn a_request_in_flight_during_the_reload_leaves_no_delivery_pending_for_ever() {
+    use common::removed_target::{body, not_configured, one_target};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gone = FakeTarget::start().await;
+    let stay = FakeTarget::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hookgate.db");
+    let path = dir.path().join("routes.toml");
+    let stay_target = format!(
+        "[targets.stay]\nkind = \"http\"\nurl = \"{}\"\n\n[[routes]]\nname = \"all to stay\"\nto = [\"stay\"]\n",
+        stay.url("/stay")
+    );
+    let with_gone = format!("{}\n{stay_target}", one_target("gone", &gone.url("/gone")));
+    std::fs::write(&path, base_config(&db, &with_gone)).unwrap();
+    let (g, reload) = Gateway::start_reloadable(&path, db.clone()).await;
+
+    // The head and the start of the body now, the rest after the reload.
+    let event = body("in-flight-request");
+    let sig = hookgate::verify::databricks::sign(DATABRICKS_SECRET.as_bytes(), event.as_bytes());
+    let head = format!(
+        "POST /hooks/databricks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         X-Databricks-Signature: {sig}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        event.len()
+    );
+    let mut conn = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(&event.as_bytes()[..10]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    let without_gone = format!(
+        "[retry]\ntimeout = \"10s\"\ninitial = \"1h\"\nmax_delay = \"1h\"\n\n{stay_target}"
+    );
+    std::fs::write(&path, base_config(&db, &without_gone)).unwrap();
+    reload.send(()).await.unwrap();
+    wait_reloads(&g, "ok", 1.0).await;
+    conn.write_all(&event.as_bytes()[10..]).await.unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let json: serde_json::Value =
+        serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(
+        json["targets"],
+        serde_json::json!(["gone", "stay"]),
+        "routed as when it began: {json}"
+    );
+    let id = json["event_id"].as_str().unwrap();
+
+    let e = common::delivery::wait_delivery(&g, id, "gone", "dead", 0).await;
+    let d = common::delivery::delivery(&e, "gone");
+    assert_eq!(d["last_error"], not_configured("gone").as_str());
+    common::delivery::wait_delivery(&g, id, "stay", "delivered", 1).await;
+    assert!(gone.requests().is_empty(), "the removed target got nothing");
+    g.stop().await;
+}

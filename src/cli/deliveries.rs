@@ -64,24 +64,59 @@ pub async fn replay(
     } else {
         ReplaySelector::Ids(ids)
     };
-    let n = store.replay(sel, now_ms()).await;
+    // Only to targets the configuration has: a replayed delivery to another would be pending
+    // with no lane to claim it.
+    let configured: Vec<String> = config.targets.keys().cloned().collect();
+    let n = store.replay_configured(sel, now_ms(), &configured).await;
+    let left = if dead && n.is_ok() {
+        dead_letters_left(&store, config).await
+    } else {
+        Ok(Vec::new())
+    };
     store.close().await;
     let n = n?;
     // Ids the store did not take are a mistake worth an exit code (a typo, or a delivery that
     // is still pending); `--dead` with nothing dead is not.
     if !dead && n < asked {
-        const WHY: &str = "the others do not exist or are pending (only dead or delivered \
-                           deliveries are replayed)";
+        const WHY: &str = "the others do not exist, are pending, or are to a target the \
+                           configuration does not have (only dead or delivered deliveries to \
+                           configured targets are replayed)";
         if n == 0 {
             anyhow::bail!("replayed none of the {asked} deliveries: {WHY}");
         }
         eprintln!("note: replayed {n} of the {asked} deliveries: {WHY}");
+    }
+    for (target, count) in left? {
+        eprintln!(
+            "note: left {count} dead deliveries to {target:?}, which the configuration does not \
+             have: restore the target, then replay them"
+        );
     }
     Ok(if json {
         format!("{}\n", serde_json::json!({ "replayed": n }))
     } else {
         format!("replayed {n} deliveries\n")
     })
+}
+
+/// Dead letters of targets the configuration does not have, counted per target: what a
+/// `replay --dead` leaves (up to the list limit; a note, not an inventory).
+async fn dead_letters_left(store: &Store, config: &Config) -> anyhow::Result<Vec<(String, u64)>> {
+    let rows = store
+        .list_deliveries(&DeliveryFilter {
+            status: Some(DeliveryStatus::Dead),
+            target: None,
+            limit: 10_000,
+        })
+        .await?;
+    let mut left = std::collections::BTreeMap::<String, u64>::new();
+    for r in rows
+        .into_iter()
+        .filter(|r| !config.targets.contains_key(&r.target))
+    {
+        *left.entry(r.target).or_default() += 1;
+    }
+    Ok(left.into_iter().collect())
 }
 
 /// A plain-text table, one delivery per line.

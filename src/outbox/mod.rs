@@ -352,17 +352,39 @@ impl Store {
 
     /// Put deliveries back in the queue, due now, with a fresh attempt budget.
     pub async fn replay(&self, sel: ReplaySelector, now_ms: i64) -> Result<u64, StoreError> {
+        self.replay_within(sel, now_ms, None).await
+    }
+
+    /// [`Store::replay`], taking only deliveries to the `configured` targets: one to a target
+    /// the configuration lacks would be pending with no lane to claim it, until the next
+    /// reload or start turned it dead again. What the CLI and the admin API replay.
+    pub async fn replay_configured(
+        &self,
+        sel: ReplaySelector,
+        now_ms: i64,
+        configured: &[String],
+    ) -> Result<u64, StoreError> {
+        self.replay_within(sel, now_ms, Some(configured)).await
+    }
+
+    async fn replay_within(
+        &self,
+        sel: ReplaySelector,
+        now_ms: i64,
+        targets: Option<&[String]>,
+    ) -> Result<u64, StoreError> {
         match self {
-            Store::Sqlite(s) => s.replay(sel, now_ms).await,
-            Store::Postgres(s) => s.replay(sel, now_ms).await,
+            Store::Sqlite(s) => s.replay(sel, now_ms, targets).await,
+            Store::Postgres(s) => s.replay(sel, now_ms, targets).await,
         }
     }
 
-    /// Delete up to 10,000 events that are done with: received before `before_ms` with every
-    /// delivery delivered (or none at all), or received before `dead_before_ms` (the earlier
-    /// cut-off) with every delivery delivered or dead. A pending delivery keeps its event
-    /// whatever its age, and a dead letter keeps it until `dead_before_ms`, so that an operator
-    /// can still list and replay it.
+    /// Delete up to 10,000 events that are done with: received before `before_ms`, with every
+    /// delivery delivered (or none at all), or dead since before `dead_before_ms` (the earlier
+    /// cut-off). A pending delivery keeps its event whatever its age, and a dead letter keeps it
+    /// for `store.dead_retention` from when it went dead (not from when the event came: a
+    /// delivery that dies late, or is replayed and dies again, is kept as long), so that an
+    /// operator can still list and replay it.
     pub async fn prune(&self, before_ms: i64, dead_before_ms: i64) -> Result<u64, StoreError> {
         let dead_before_ms = dead_before_ms.min(before_ms);
         match self {

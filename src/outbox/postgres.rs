@@ -360,7 +360,12 @@ impl PostgresStore {
         Ok(0)
     }
 
-    pub async fn replay(&self, sel: ReplaySelector, now_ms: i64) -> Result<u64, StoreError> {
+    pub async fn replay(
+        &self,
+        sel: ReplaySelector,
+        now_ms: i64,
+        targets: Option<&[String]>,
+    ) -> Result<u64, StoreError> {
         self.check_open()?;
         let mut q = QueryBuilder::<Postgres>::new(
             "UPDATE deliveries SET status = 'pending', attempts = 0, lease_until = NULL, next_attempt_at = ",
@@ -386,6 +391,11 @@ impl PostgresStore {
                 }
             }
         }
+        if let Some(targets) = targets {
+            q.push(" AND target = ANY(")
+                .push_bind(targets.to_vec())
+                .push(")");
+        }
         Ok(q.build().execute(&self.inner.pool).await?.rows_affected())
     }
 
@@ -400,7 +410,7 @@ impl PostgresStore {
                 AND NOT EXISTS (SELECT 1 FROM deliveries d
                                 WHERE d.event_row = e.id
                                   AND (d.status = 'pending'
-                                       OR (d.status = 'dead' AND e.received_at >= $2)))
+                                       OR (d.status = 'dead' AND d.updated_at >= $2)))
                 LIMIT $3
                 FOR UPDATE SKIP LOCKED)",
         )

@@ -126,7 +126,7 @@ fn blocks(text: &str, e: &Event, link: Option<&str>) -> Value {
     let mut fields = Vec::new();
     let mut field = |label: &str, value: &str| {
         let text = format!("*{label}*\n{}", escape(value));
-        fields.push(json!({"type": "mrkdwn", "text": truncate(&text, FIELD_TEXT_MAX)}));
+        fields.push(json!({"type": "mrkdwn", "text": truncate_escaped(&text, FIELD_TEXT_MAX)}));
     };
     if let Some(m) = &e.model {
         field("Model", m);
@@ -145,7 +145,7 @@ fn blocks(text: &str, e: &Event, link: Option<&str>) -> Value {
     field("Event", &e.name);
 
     let mut blocks = vec![
-        json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, SECTION_TEXT_MAX)}}),
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate_escaped(text, SECTION_TEXT_MAX)}}),
         json!({"type": "section", "fields": fields}),
     ];
     if let Some(url) = link {
@@ -179,6 +179,20 @@ pub(super) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+/// [`truncate`] for escaped mrkdwn: the cut never splits an entity, which Slack would show as
+/// `&am…`; it goes before the `&` instead.
+fn truncate_escaped(s: &str, max: usize) -> String {
+    let cut = truncate(s, max);
+    if cut.len() == s.len() {
+        return cut;
+    }
+    let kept = cut.strip_suffix('…').unwrap_or(&cut);
+    match kept.rfind('&') {
+        Some(i) if !kept[i..].contains(';') => format!("{}…", &kept[..i]),
+        _ => cut,
+    }
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -290,6 +304,20 @@ mod tests {
             body["text"],
             "<https://ci.example/runs|R&amp;D&lt;!channel&gt;> & R&D<!channel>"
         );
+    }
+
+    #[test]
+    fn a_cut_never_splits_an_escaped_character() {
+        let text = format!("{}&amp;bc", "a".repeat(8));
+        // Cut inside the entity: before it instead.
+        assert_eq!(truncate_escaped(&text, 11), format!("{}…", "a".repeat(8)));
+        // A whole entity is kept; a short text is left alone.
+        assert_eq!(
+            truncate_escaped(&text, 14),
+            format!("{}&amp;…", "a".repeat(8))
+        );
+        assert_eq!(truncate_escaped(&text, 20), text);
+        assert_eq!(truncate_escaped("R&amp;D", 7), "R&amp;D");
     }
 
     #[test]

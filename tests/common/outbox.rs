@@ -72,7 +72,8 @@ where
     F: Fn(&'static str) -> Fut,
     Fut: std::future::Future<Output = i64>,
 {
-    // Received at 1 s; "young" at 100 s (after every cut-off below but the last).
+    // Received at 1 s and finished at 2 s; "young" received and delivered at 100 s (after
+    // every cut-off below but the last).
     s.ingest(event("delivered", 1_000, &["t"])).await.unwrap();
     s.ingest(event("dead", 1_000, &["t"])).await.unwrap();
     s.ingest(event("pending", 1_000, &["t"])).await.unwrap();
@@ -80,8 +81,7 @@ where
         .await
         .unwrap();
     s.ingest(event("unrouted", 1_000, &[])).await.unwrap();
-    s.ingest(event("young", 100_000, &["t"])).await.unwrap();
-    finish_all(s, "t", 200_000, |id| match id {
+    finish_all(s, "t", 2_000, |id| match id {
         "dead" => AttemptResult::Dead,
         "pending" => AttemptResult::Retry {
             next_attempt_at_ms: i64::MAX / 2,
@@ -89,7 +89,9 @@ where
         _ => AttemptResult::Delivered,
     })
     .await;
-    finish_all(s, "u", 200_000, |_| AttemptResult::Dead).await;
+    finish_all(s, "u", 2_000, |_| AttemptResult::Dead).await;
+    s.ingest(event("young", 100_000, &["t"])).await.unwrap();
+    finish_all(s, "t", 100_000, |_| AttemptResult::Delivered).await;
 
     // Past retention, within dead_retention: what was delivered (or had nothing to deliver)
     // goes; dead letters and the pending delivery stay.
@@ -115,10 +117,12 @@ where
     // Nothing more goes while the cut-offs stay where they are.
     assert_eq!(s.prune(50_000, 500).await.unwrap(), 0);
 
+    // dead_retention counts from when the delivery died (2 s), not from the event (1 s).
+    assert_eq!(s.prune(50_000, 2_000).await.unwrap(), 0);
     // Past dead_retention: the events with dead letters go too, with their deliveries and
     // attempts; the pending delivery still keeps its event.
     let deliveries_before = count_rows("deliveries").await;
-    assert_eq!(s.prune(50_000, 2_000).await.unwrap(), 2);
+    assert_eq!(s.prune(50_000, 2_001).await.unwrap(), 2);
     assert!(!exists(s, "dead").await);
     assert!(!exists(s, "half-dead").await);
     assert!(exists(s, "pending").await);
@@ -131,6 +135,14 @@ where
     assert_eq!(s.prune(100_000, 200_000).await.unwrap(), 0);
     assert_eq!(s.prune(100_001, 200_000).await.unwrap(), 1);
     assert!(!exists(s, "young").await);
+    // An old event whose delivery dies late (a long max_age, a replay that failed again)
+    // keeps its dead letter for dead_retention from then.
+    s.ingest(event("late", 1_000, &["t"])).await.unwrap();
+    finish_all(s, "t", 300_000, |_| AttemptResult::Dead).await;
+    assert_eq!(s.prune(400_000, 299_000).await.unwrap(), 0);
+    assert!(exists(s, "late").await);
+    assert_eq!(s.prune(400_000, 300_001).await.unwrap(), 1);
+    assert!(!exists(s, "late").await);
     // However old: pending is never pruned.
     assert_eq!(s.prune(i64::MAX, i64::MAX).await.unwrap(), 0);
     assert!(exists(s, "pending").await);
@@ -230,14 +242,34 @@ pub async fn unconfigured_targets_become_dead_letters(s: &Store) {
         }]
     );
 
+    // While the target is still missing, a replay for the configuration leaves them be, by
+    // status or by id: pending again, no lane would claim them.
+    let all_dead = || ReplaySelector::Status {
+        status: DeliveryStatus::Dead,
+        target: None,
+    };
+    let kept = targets(&["kept"]);
+    assert_eq!(
+        s.replay_configured(all_dead(), 65_000, &kept)
+            .await
+            .unwrap(),
+        0
+    );
+    let (_, deliveries, _) = s.get_event("b").await.unwrap().unwrap();
+    let b_gone = deliveries.iter().find(|d| d.target == "gone").unwrap().id;
+    let by_id = ReplaySelector::Ids(vec![b_gone]);
+    assert_eq!(s.replay_configured(by_id, 65_000, &kept).await.unwrap(), 0);
+    assert_eq!(status("b", "gone").await.0, DeliveryStatus::Dead);
+
     // The target is back: a replay of its dead letters makes them due again.
     let replayed = s
-        .replay(
+        .replay_configured(
             ReplaySelector::Status {
                 status: DeliveryStatus::Dead,
                 target: Some("gone".into()),
             },
             70_000,
+            &targets(&["kept", "gone"]),
         )
         .await
         .unwrap();

@@ -157,6 +157,13 @@ pub async fn a_restart_without_a_target_dead_letters_its_pending_delivery(
     let (s, listed) = g.admin_get("/admin/deliveries?status=dead&target=t").await;
     assert_eq!(s, 200, "{listed}");
     assert_eq!(listed["deliveries"][0]["event_id"], id.as_str(), "{listed}");
+    // Replaying every dead letter leaves it: pending again, no lane of `u`'s would take it.
+    let (s, r) = g.admin_post("/admin/deliveries/replay?status=dead").await;
+    assert_eq!((s, &r["replayed"]), (200, &serde_json::json!(0)), "{r}");
+    let d = delivery(&e, "t")["id"].as_i64().unwrap();
+    let (s, r) = g.admin_post(&format!("/admin/deliveries/{d}/replay")).await;
+    assert_eq!((s, &r["replayed"]), (200, &serde_json::json!(0)), "{r}");
+    assert_eq!(delivery_status(&g, &id, "t").await, "dead");
     g.stop().await;
 
     fake.default_answer(Answer::status(200));

@@ -404,8 +404,17 @@ impl SqliteStore {
             .await
     }
 
-    pub async fn replay(&self, sel: ReplaySelector, now_ms: i64) -> Result<u64, StoreError> {
-        self.inner.queue.call(|r| Op::Replay(sel, now_ms, r)).await
+    pub async fn replay(
+        &self,
+        sel: ReplaySelector,
+        now_ms: i64,
+        targets: Option<&[String]>,
+    ) -> Result<u64, StoreError> {
+        let targets = targets.map(json_names).transpose()?;
+        self.inner
+            .queue
+            .call(|r| Op::Replay(sel, now_ms, targets, r))
+            .await
     }
 
     pub async fn prune(&self, before_ms: i64, dead_before_ms: i64) -> Result<u64, StoreError> {
@@ -420,10 +429,7 @@ impl SqliteStore {
         configured: &[String],
         now_ms: i64,
     ) -> Result<Vec<DeadLettered>, StoreError> {
-        // One bound JSON array instead of a list of parameters: the statement's text never
-        // changes, so the writer's cached prepared statement serves every call.
-        let configured = serde_json::to_string(configured)
-            .map_err(|e| StoreError::Transaction(format!("encoding the target names: {e}")))?;
+        let configured = json_names(configured)?;
         self.inner
             .queue
             .call(|r| Op::DeadLetterUnconfigured(configured, now_ms, r))
@@ -601,6 +607,13 @@ impl SqliteStore {
         // Last: a gateway waiting for the file starts only once it is left as it should be.
         self.inner.serve_lock.lock().expect("not poisoned").take();
     }
+}
+
+/// Target names as one bound JSON array instead of a list of parameters: the statement's text
+/// never changes, so the writer's cached prepared statement serves every call.
+fn json_names(names: &[String]) -> Result<String, StoreError> {
+    serde_json::to_string(names)
+        .map_err(|e| StoreError::Transaction(format!("encoding the target names: {e}")))
 }
 
 /// A WAL file beside no database means the database was removed or moved while a gateway ran

@@ -34,7 +34,8 @@ pub(super) enum Op {
         reply: Reply<Vec<Claimed>>,
     },
     Record(AttemptRecord, i64, Reply<()>),
-    Replay(ReplaySelector, i64, Reply<u64>),
+    /// With the targets to keep to, as a JSON array of names (`None`: any).
+    Replay(ReplaySelector, i64, Option<String>, Reply<u64>),
     /// Events received before `.0` (done) or `.1` (done or dead) go.
     Prune(i64, i64, Reply<u64>),
     ReleaseLeases(Reply<u64>),
@@ -216,7 +217,7 @@ enum Work {
     Ingest(usize, NewEvent),
     Record(AttemptRecord, i64),
     Claim(usize, String, u32, i64, i64),
-    Replay(usize, ReplaySelector, i64),
+    Replay(usize, ReplaySelector, i64, Option<String>),
     Prune(usize, i64, i64),
     ReleaseLeases(usize),
     DeadLetterUnconfigured(usize, String, i64),
@@ -248,9 +249,9 @@ fn run_batch(conn: &mut Connection, ops: Vec<Op>, done: &mut Vec<Done>) -> Resul
                 done.push(Done::Claim(reply, Vec::new()));
                 work.push(Work::Claim(idx, target, limit, now_ms, lease_until_ms));
             }
-            Op::Replay(sel, now_ms, reply) => {
+            Op::Replay(sel, now_ms, targets, reply) => {
                 done.push(Done::Count(reply, 0));
-                work.push(Work::Replay(idx, sel, now_ms));
+                work.push(Work::Replay(idx, sel, now_ms, targets));
             }
             Op::Prune(before, dead_before, reply) => {
                 done.push(Done::Count(reply, 0));
@@ -294,7 +295,9 @@ fn run_batch(conn: &mut Connection, ops: Vec<Op>, done: &mut Vec<Done>) -> Resul
                     *v = claimed;
                 }
             }
-            Work::Replay(idx, sel, now_ms) => set_count(done, idx, replay(&tx, sel, now_ms)?),
+            Work::Replay(idx, sel, now_ms, targets) => {
+                set_count(done, idx, replay(&tx, sel, now_ms, targets.as_deref())?)
+            }
             Work::Prune(idx, before, dead_before) => {
                 set_count(done, idx, prune(&tx, before, dead_before)?)
             }
@@ -326,8 +329,8 @@ fn run_batch(conn: &mut Connection, ops: Vec<Op>, done: &mut Vec<Done>) -> Resul
 }
 
 /// Deletes up to 10,000 events that are done with: received before `before_ms` with every
-/// delivery delivered, or before `dead_before_ms` (≤ `before_ms`) with every delivery delivered
-/// or dead. Pending deliveries keep their event whatever its age.
+/// delivery delivered, or dead since before `dead_before_ms` (≤ `before_ms`; a delivery's
+/// `updated_at` is when it went dead). Pending deliveries keep their event whatever its age.
 ///
 /// Row ids grow with arrival, so the old events are the first rows: the scan for them stops at
 /// the first event received at or after the cut-off, and no index on `received_at` is needed
@@ -345,7 +348,7 @@ fn prune(tx: &Connection, before_ms: i64, dead_before_ms: i64) -> Result<u64, St
                   AND NOT EXISTS (SELECT 1 FROM deliveries d
                                   WHERE d.event_row = e.id
                                     AND (d.status = 'pending'
-                                         OR (d.status = 'dead' AND e.received_at >= ?2)))
+                                         OR (d.status = 'dead' AND d.updated_at >= ?2)))
                 LIMIT 10000)",
         )?
         .execute([before_ms, dead_before_ms])?;
@@ -537,25 +540,32 @@ fn record(tx: &Connection, rec: &AttemptRecord, now_ms: i64) -> Result<(), Store
 }
 
 /// Puts finished deliveries back in the queue with a fresh attempt cycle.
-fn replay(tx: &Connection, sel: ReplaySelector, now_ms: i64) -> Result<u64, StoreError> {
+/// `targets`: a JSON array of the names to keep to, or `None` for any.
+fn replay(
+    tx: &Connection,
+    sel: ReplaySelector,
+    now_ms: i64,
+    targets: Option<&str>,
+) -> Result<u64, StoreError> {
     const SET: &str = "UPDATE deliveries SET status = 'pending', attempts = 0, lease_until = NULL,
                        next_attempt_at = ?1, cycle_started_at = ?1, updated_at = ?1";
+    const KEEP_TO: &str = "(?2 IS NULL OR target IN (SELECT value FROM json_each(?2)))";
     let n = match sel {
         ReplaySelector::Ids(ids) => {
             let mut one = tx.prepare_cached(&format!(
-                "{SET} WHERE id = ?2 AND status IN ('dead', 'delivered')"
+                "{SET} WHERE id = ?3 AND status IN ('dead', 'delivered') AND {KEEP_TO}"
             ))?;
             let mut n = 0;
             for id in ids {
-                n += one.execute(params![now_ms, id])?;
+                n += one.execute(params![now_ms, targets, id])?;
             }
             n
         }
         ReplaySelector::Status { status, target } => tx
             .prepare_cached(&format!(
-                "{SET} WHERE status = ?2 AND (?3 IS NULL OR target = ?3)"
+                "{SET} WHERE status = ?3 AND (?4 IS NULL OR target = ?4) AND {KEEP_TO}"
             ))?
-            .execute(params![now_ms, status.as_str(), target])?,
+            .execute(params![now_ms, targets, status.as_str(), target])?,
     };
     Ok(n as u64)
 }
