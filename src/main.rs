@@ -56,6 +56,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
             match checked {
                 Ok((cfg, compiled)) => {
+                    for key in hookgate::outbox::Store::ignored_url_parameters(&cfg.store.url) {
+                        eprintln!(
+                            "{}: warning: store.url: unknown parameter {key:?} is ignored",
+                            c.config.display()
+                        );
+                    }
                     print!("{}", cfg.summary());
                     if let Some(tls) = &compiled.tls {
                         println!(

@@ -208,6 +208,19 @@ secrets = ["s"]
         out.stdout
     );
     no_password(&out);
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+
+    // A misspelt parameter is ignored at start (and logged): `check` says so too.
+    with_url("?pasword=x");
+    let out = check(&[("PGSSLMODE", "disable")]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr
+            .contains(r#"warning: store.url: unknown parameter "pasword" is ignored"#),
+        "{}",
+        out.stderr
+    );
+    no_password(&out);
 
     assert_eq!(
         db.accept().map(drop).unwrap_err().kind(),
@@ -267,6 +280,46 @@ secrets = ["s"]
         1,
         "{error}"
     );
+}
+
+/// A PostgreSQL server that refuses the connection: the error says so, not only that a pool
+/// timed out waiting.
+#[tokio::test]
+async fn serve_names_why_it_could_not_reach_postgresql() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::delivery::closed_port();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+
+[store]
+url = "postgres://hookgate@127.0.0.1:{port}/hookgate?sslmode=disable"
+
+[[endpoints]]
+name = "registry"
+path = "/hooks/registry"
+scheme = "databricks"
+secrets = ["s"]
+"#
+        ),
+    );
+    let out = common::serve::run(
+        [
+            std::ffi::OsStr::new("serve"),
+            "--config".as_ref(),
+            cfg.as_os_str(),
+        ],
+        &[],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("refused"), "{}", out.stderr);
+    assert!(!out.stderr.contains("pool timed out"), "{}", out.stderr);
 }
 
 #[tokio::test]

@@ -437,18 +437,12 @@ async fn connections_lost_are_reopened(schema: TestSchema) {
     assert!(store.next_due_ms(&names(&["t"])).await.unwrap().is_some());
     assert!(schema.terminate_sessions().await >= 2, "writer and pool");
 
-    let mut failures = 0;
-    let outcome = loop {
-        match store.ingest(event("after", &["t"], 2_000)).await {
-            Ok(r) => break r,
-            Err(e) => {
-                failures += 1;
-                assert!(failures < 3, "still failing: {e}");
-            }
-        }
-    };
-    assert_eq!(outcome, Ingested::Accepted);
-    eprintln!("ingests refused while the writer reconnected: {failures}");
+    // The writer finds its connection closed and runs the batch again on a new one: the
+    // sender never hears of it.
+    assert_eq!(
+        store.ingest(event("after", &["t"], 2_000)).await.unwrap(),
+        Ingested::Accepted
+    );
     assert_eq!(
         store.ingest(event("after", &["t"], 2_000)).await.unwrap(),
         Ingested::Duplicate

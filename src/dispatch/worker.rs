@@ -26,6 +26,10 @@ use crate::verify::Verified;
 const MAX_IDLE: Duration = Duration::from_secs(1);
 /// Lease margin beyond the attempt's own timeout and rate wait.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
+/// How often a finished attempt's record is tried, the first pause between tries (doubling:
+/// 0.1 + 0.2 + 0.4 + 0.8 s, well within [`LEASE_MARGIN`]).
+const RECORD_TRIES: u32 = 5;
+const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
 
 /// Spaces sends to at most `per_sec` per second (Slack takes about one per second per webhook).
 struct Pacer {
@@ -341,17 +345,81 @@ impl Dispatcher {
             result,
             reason,
         };
-        if let Err(e) = self.store.record(record, now).await {
-            // The lease expires and the delivery is tried again: at least once, never lost.
-            tracing::error!(target, event_id = %ev.event_id, error = %e, "could not record the attempt");
+        // Without its record the lease runs out and the delivery is sent again (at least once,
+        // never lost), so a store that fails for a moment (a connection the database dropped,
+        // a disk being cleared) is given a few more tries first, all within the lease.
+        let recorded = with_retries(
+            || self.store.record(record.clone(), now),
+            |e| tracing::warn!(target, event_id = %ev.event_id, error = %e, "could not record the attempt; trying again"),
+        )
+        .await;
+        if let Err(e) = recorded {
+            tracing::error!(target, event_id = %ev.event_id, error = %e, "could not record the attempt; it is made again once its lease ends");
         }
         drop(permit);
         self.wake.notify_one();
     }
 }
 
+/// `op` until it succeeds, [`RECORD_TRIES`] times at most, pausing (doubling from
+/// [`RECORD_RETRY_FIRST`]) after each failure but the last, which is returned.
+async fn with_retries<F, Fut, E>(mut op: F, on_retry: impl Fn(&E)) -> Result<(), E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+{
+    let mut pause = RECORD_RETRY_FIRST;
+    let mut tried = 1;
+    loop {
+        match op().await {
+            Err(e) if tried < RECORD_TRIES => {
+                on_retry(&e);
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+                tried += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[tokio::test(start_paused = true)]
+    async fn a_record_is_tried_again_a_few_times() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let calls = AtomicU32::new(0);
+        let retried = AtomicU32::new(0);
+        let failing_twice = || async {
+            let n = calls.fetch_add(1, Ordering::Relaxed);
+            if n < 2 { Err(n) } else { Ok(()) }
+        };
+        let started = tokio::time::Instant::now();
+        let r = with_retries(failing_twice, |_| {
+            retried.fetch_add(1, Ordering::Relaxed);
+        })
+        .await;
+        assert_eq!(r, Ok(()));
+        assert_eq!(calls.load(Ordering::Relaxed), 3);
+        assert_eq!(retried.load(Ordering::Relaxed), 2);
+        assert_eq!(
+            started.elapsed(),
+            RECORD_RETRY_FIRST * 3,
+            "0.1 s, then 0.2 s"
+        );
+
+        calls.store(0, Ordering::Relaxed);
+        let started = tokio::time::Instant::now();
+        let always = || async { Err::<(), _>(calls.fetch_add(1, Ordering::Relaxed)) };
+        assert_eq!(
+            with_retries(always, |_| {}).await,
+            Err(RECORD_TRIES - 1),
+            "the last error"
+        );
+        assert_eq!(calls.load(Ordering::Relaxed), RECORD_TRIES);
+        assert!(started.elapsed() < LEASE_MARGIN, "{:?}", started.elapsed());
+    }
+
     use std::collections::BTreeMap;
 
     use super::*;

@@ -299,6 +299,19 @@ impl Store {
         }
     }
 
+    /// The parameters of a PostgreSQL `url` that opening it ignores (unknown names: a misspelt
+    /// `password=`, say), which `serve` logs and `hookgate check` shows. Empty for anything
+    /// else, and for a URL [`Store::check_url`] refuses.
+    pub fn ignored_url_parameters(url: &str) -> Vec<String> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            postgres::parse_url(url)
+                .map(|(_, ignored)| ignored)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        }
+    }
+
     /// Open (and create or migrate) the store named by `url`.
     pub async fn open(url: &str, metrics: Arc<Metrics>) -> Result<Store, StoreError> {
         if url.starts_with("sqlite:") {

@@ -268,6 +268,9 @@ pub(crate) fn parse_url(url: &str) -> Result<(PgConnectOptions, Vec<String>), St
 impl PostgresStore {
     pub async fn open(url: &str, metrics: Arc<Metrics>) -> Result<PostgresStore, StoreError> {
         let options = connect_options(url)?;
+        // The writer's connection first: a pool that cannot connect reports only that it timed
+        // out, this shows why (refused, too many clients, a password).
+        let conn = connect(&options).await?;
         let pool = PgPoolOptions::new()
             .min_connections(0)
             .max_connections(POOL_SIZE)
@@ -276,7 +279,6 @@ impl PostgresStore {
             .connect_with(options.clone())
             .await?;
         create_schema(&pool).await?;
-        let conn = connect(&options).await?;
         let (queue, rx) = group::queue();
         let writer = tokio::spawn(writer_loop(options, Some(conn), rx, metrics));
         Ok(PostgresStore {
@@ -675,13 +677,20 @@ async fn writer_loop(
         if !batch.is_empty() {
             metrics.store_batch_size.observe(batch.len() as f64);
             let (ingests, records) = split(batch.drain(..));
-            let result = match conn.as_mut() {
-                Some(c) => run_batch(c, &ingests, &records).await,
-                None => match connect(&options).await {
-                    Ok(c) => run_batch(conn.insert(c), &ingests, &records).await,
-                    Err(e) => Err(e),
-                },
-            };
+            let mut result = run_on(&mut conn, &options, &ingests, &records).await;
+            // A connection the server closed while it sat idle (a terminated backend, a
+            // restart, a failover) fails the next batch before it runs: run it once more on a
+            // new one rather than answer 503 to a sender, and drop an attempt's result, for a
+            // healthy database.
+            if let Err(e) = &result
+                && never_ran(e)
+            {
+                tracing::warn!(error = %e, "the database closed the writer's connection; running the batch again on a new one");
+                if let Some(c) = conn.take() {
+                    drop(tokio::time::timeout(CONNECT_TIMEOUT, c.close()).await);
+                }
+                result = run_on(&mut conn, &options, &ingests, &records).await;
+            }
             match result {
                 Ok(outcomes) => {
                     for ((_, reply), outcome) in ingests.into_iter().zip(outcomes) {
@@ -727,6 +736,36 @@ async fn writer_loop(
     }
     if let Some(c) = conn.take() {
         let _ = c.close().await;
+    }
+}
+
+/// [`run_batch`] on the writer's connection, opened first if there is none.
+async fn run_on(
+    conn: &mut Option<PgConnection>,
+    options: &PgConnectOptions,
+    ingests: &Ingests,
+    records: &Records,
+) -> Result<Vec<Ingested>, StoreError> {
+    match conn {
+        Some(c) => run_batch(c, ingests, records).await,
+        None => {
+            let c = connect(options).await?;
+            run_batch(conn.insert(c), ingests, records).await
+        }
+    }
+}
+
+/// Whether the server ended the connection before running the statement, so nothing of it was
+/// committed: `admin_shutdown` (a terminated backend, a fast shutdown), `crash_shutdown`,
+/// `cannot_connect_now`, all of which also roll back whatever was running; or a write to a
+/// socket already closed. Any other failure may have committed, and is answered as an error.
+fn never_ran(e: &StoreError) -> bool {
+    match e {
+        StoreError::Database(sqlx::Error::Database(db)) => {
+            matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03"))
+        }
+        StoreError::Database(sqlx::Error::Io(io)) => io.kind() == std::io::ErrorKind::BrokenPipe,
+        _ => false,
     }
 }
 

@@ -74,6 +74,8 @@ struct Files {
     /// The database's inode at start: a file of that name with another inode is not ours.
     database_ino: u64,
     wal: PathBuf,
+    /// The WAL's inode, from the first fsync on (see [`sync`]).
+    wal_ino: std::sync::OnceLock<u64>,
 }
 
 impl Files {
@@ -85,6 +87,7 @@ impl Files {
             database,
             database_ino,
             wal: PathBuf::from(wal),
+            wal_ino: std::sync::OnceLock::new(),
         })
     }
 
@@ -120,7 +123,7 @@ fn run(files: &Files, rx: &Mutex<mpsc::Receiver<Settle>>) {
             waiting.extend(rx.try_iter());
             waiting
         };
-        let result = sync(&files.wal, &mut file)
+        let result = sync(files, &mut file)
             .map_err(|e| {
                 // The file handle may be what failed; open afresh next time.
                 file = None;
@@ -133,16 +136,19 @@ fn run(files: &Files, rx: &Mutex<mpsc::Receiver<Settle>>) {
     }
 }
 
-/// fdatasync of the WAL file. SQLite keeps the file while a connection is open (the writer holds
-/// one), but checks the inode anyway so a replaced file is never mistaken for the live one.
-fn sync(wal: &PathBuf, file: &mut Option<File>) -> io::Result<()> {
-    let current = std::fs::metadata(wal)?;
-    let stale = match file {
-        Some(f) => f.metadata()?.ino() != current.ino(),
-        None => true,
-    };
-    if stale {
-        *file = Some(File::open(wal)?);
+/// fdatasync of the WAL file. SQLite keeps its WAL file (the same inode) for as long as a
+/// connection is open, and the writer holds one: a file of another inode under its name is not
+/// the one the commits went to, and syncing it would vouch for nothing.
+fn sync(files: &Files, file: &mut Option<File>) -> io::Result<()> {
+    let current = std::fs::metadata(&files.wal)?.ino();
+    if current != *files.wal_ino.get_or_init(|| current) {
+        return Err(io::Error::other(
+            "the file was removed or replaced while the gateway runs: the commits went to the one \
+             it replaced",
+        ));
+    }
+    if file.is_none() {
+        *file = Some(File::open(&files.wal)?);
     }
     file.as_ref().expect("opened above").sync_data()
 }
@@ -164,19 +170,38 @@ mod tests {
         assert_eq!(rx.recv().unwrap(), Ok(()));
 
         std::fs::remove_file(dir.path().join("x.db-wal")).unwrap();
-        let tx2 = tx.clone();
-        sync.after_sync(Box::new(move |r| tx2.send(r).unwrap()));
-        let err = rx.recv().unwrap().unwrap_err();
-        assert!(err.contains("x.db-wal"), "{err}");
-
-        // The WAL back, the database replaced by another file of its name.
-        std::fs::write(dir.path().join("x.db-wal"), b"frames").unwrap();
-        // (Made before the old one goes, so it cannot get the old inode's number.)
-        std::fs::write(dir.path().join("x.db.new"), b"another").unwrap();
-        std::fs::rename(dir.path().join("x.db.new"), &db).unwrap();
         sync.after_sync(Box::new(move |r| tx.send(r).unwrap()));
         let err = rx.recv().unwrap().unwrap_err();
-        assert!(err.contains("x.db is no longer"), "{err}");
+        assert!(err.contains("x.db-wal"), "{err}");
+    }
+
+    /// The WAL, then the database, replaced by another file of its name (made before the old
+    /// one goes, and the old one still open, so it cannot get the old inode's number).
+    #[test]
+    fn a_replaced_wal_or_database_vouches_for_nothing() {
+        for replaced in ["x.db-wal", "x.db"] {
+            let dir = tempfile::tempdir().unwrap();
+            let db = dir.path().join("x.db");
+            std::fs::write(&db, b"pages").unwrap();
+            std::fs::write(dir.path().join("x.db-wal"), b"frames").unwrap();
+            let _held = File::open(dir.path().join(replaced)).unwrap();
+            let sync = WalSync::start(db.clone()).unwrap();
+            let (tx, rx) = mpsc::channel();
+            let tx2 = tx.clone();
+            sync.after_sync(Box::new(move |r| tx2.send(r).unwrap()));
+            assert_eq!(rx.recv().unwrap(), Ok(()));
+
+            std::fs::write(dir.path().join("new"), b"another").unwrap();
+            std::fs::rename(dir.path().join("new"), dir.path().join(replaced)).unwrap();
+            sync.after_sync(Box::new(move |r| tx.send(r).unwrap()));
+            let err = rx.recv().unwrap().unwrap_err();
+            let want = if replaced == "x.db" {
+                "x.db is no longer"
+            } else {
+                "x.db-wal: the file was removed or replaced"
+            };
+            assert!(err.contains(want), "{replaced}: {err}");
+        }
     }
 
     #[test]
