@@ -294,6 +294,13 @@ pub async fn run_with_reloads(
             _ = &mut shutdown => break,
             () = next_reload(&mut reloads) => {}
             Some(()) = retired.recv() => {
+                // A request whose client went away leaves its ingest queued, to be committed
+                // anyway: the writer's queue is drained up to here first. (The PostgreSQL
+                // store dead-letters through its pool, beside the writer.)
+                if let Err(e) = store.flush().await {
+                    tracing::warn!(error = %e, "could not dead-letter deliveries to removed targets");
+                    continue;
+                }
                 if let Err(e) = dead_letter_unconfigured(&store, &metrics, &running).await {
                     tracing::warn!(error = %e, "could not dead-letter deliveries to removed targets");
                 }
@@ -343,10 +350,13 @@ pub async fn run_with_reloads(
             }
         });
         admin.set(Arc::new(build_admin(&new)));
-        // The same files, read again: a renewed certificate serves new connections from now.
-        // Other paths, or TLS turned on or off, wait for the restart `needs_restart` asked for.
+        // The same files, read again: a renewed certificate serves new connections from now
+        // (whatever `watch` now says; a new interval waits for the restart). Other paths, or
+        // TLS turned on or off, wait for the restart `needs_restart` asked for.
+        let same_files = |a: &TlsFiles, b: &TlsFiles| a.cert == b.cert && a.key == b.key;
         if let (Some(served), Some(new_tls)) = (&mut tls, compiled.tls)
-            && running.server.tls == new.server.tls
+            && let (Some(old_files), Some(new_files)) = (&running.server.tls, &new.server.tls)
+            && same_files(old_files, new_files)
         {
             served.serve(new_tls, &metrics);
         }
@@ -523,9 +533,6 @@ async fn next_reload(reloads: &mut Option<Reloads>) {
     }
 }
 
-/// Dead-letters the pending deliveries to targets `config` does not have (see
-/// [`Store::dead_letter_unconfigured`]), counts them as dead in the metrics and warns once per
-/// target.
 /// Returns once `value` is the last handle to what it points to: every request that took the
 /// ingress before a reload swapped it has finished. Polled, since a handle has no drop signal;
 /// requests end within the body and store timeouts, and a stuck one stops the wait after
@@ -540,6 +547,9 @@ async fn wait_until_unused<T>(value: Arc<T>) {
 /// Longest a reload waits for the requests that began before it (see [`wait_until_unused`]).
 const RETIRE_WAIT_MAX: Duration = Duration::from_secs(300);
 
+/// Dead-letters the pending deliveries to targets `config` does not have (see
+/// [`Store::dead_letter_unconfigured`]), counts them as dead in the metrics and warns once per
+/// target.
 async fn dead_letter_unconfigured(
     store: &Store,
     metrics: &Metrics,

@@ -560,6 +560,12 @@ async fn send_reaches_an_https_gateway_that_its_ca_file_vouches_for() {
     let out = send(&[]).await;
     assert_eq!(out.code, 2, "{}", out.stdout);
     assert!(out.stderr.contains("could not reach"), "{}", out.stderr);
+    // ... that says why, not only "error sending request".
+    assert!(
+        out.stderr.contains("UnknownIssuer") || out.stderr.contains("unknown issuer"),
+        "{}",
+        out.stderr
+    );
     // A file with no certificate in it is named.
     let key = tls_fixture("server.key");
     let out = send(&["--ca", key.to_str().unwrap()]).await;

@@ -339,6 +339,14 @@ async fn a_prune_keeps_dead_letters_until_dead_retention_and_pending_ones_for_ev
 }
 
 #[tokio::test]
+async fn a_record_sent_again_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir).await;
+    common::outbox::a_record_sent_again_changes_nothing(&s).await;
+    s.close().await;
+}
+
+#[tokio::test]
 async fn pending_deliveries_to_unconfigured_targets_become_dead_letters() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(&dir).await;

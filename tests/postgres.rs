@@ -56,6 +56,9 @@ fn main() {
         ("a_prune_keeps_dead_letters_until_dead_retention", |s| {
             Box::pin(a_prune_keeps_dead_letters_until_dead_retention(s))
         }),
+        ("a_record_sent_again_changes_nothing", |s| {
+            Box::pin(a_record_sent_again_changes_nothing(s))
+        }),
         (
             "pending_deliveries_to_unconfigured_targets_become_dead_letters",
             |s| Box::pin(pending_deliveries_to_unconfigured_targets_become_dead_letters(s)),
@@ -749,6 +752,12 @@ async fn a_prune_keeps_dead_letters_until_dead_retention(schema: TestSchema) {
 
 /// The scenario `tests/outbox.rs` runs on SQLite. Here the lease it waits out stands for
 /// another replica's attempt in flight.
+async fn a_record_sent_again_changes_nothing(schema: TestSchema) {
+    let store = open(&schema).await;
+    common::outbox::a_record_sent_again_changes_nothing(&store).await;
+    store.close().await;
+}
+
 async fn pending_deliveries_to_unconfigured_targets_become_dead_letters(schema: TestSchema) {
     let store = open(&schema).await;
     common::outbox::unconfigured_targets_become_dead_letters(&store).await;

@@ -164,9 +164,12 @@ async fn a_reload_serves_renewed_certificate_files_to_new_connections() {
     let (_, presented) = post_fresh(&g, client_for_test_ca(), &event(1)).await;
     assert_eq!(presented, leaf(&tls_fixture("server.pem")));
 
-    // Renewed in place, as cert-manager or certbot do.
+    // Renewed in place, as cert-manager or certbot do; the same reload changes `watch`, which
+    // waits for a restart, but the files are still read again.
     std::fs::copy(tls_fixture("renewed.pem"), &cert).unwrap();
     std::fs::copy(tls_fixture("renewed.key"), &key).unwrap();
+    let watched = format!("{}watch = \"1h\"\n", tls_section(&cert, &key));
+    std::fs::write(&path, base_config(g.db.as_path(), &watched)).unwrap();
     reload.send(()).await.unwrap();
     g.wait_metric("hookgate_config_reloads_total{result=\"ok\"}", 1.0)
         .await;

@@ -101,14 +101,29 @@ pub async fn send(args: SendArgs) -> anyhow::Result<bool> {
     if let Some(b) = &args.bearer {
         req = req.header("Authorization", format!("Bearer {b}"));
     }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("could not reach {}: {}", args.url, e.without_url()))?;
+    let resp = req.send().await.map_err(|e| {
+        anyhow::anyhow!("could not reach {}: {}", args.url, causes(&e.without_url()))
+    })?;
     let status = resp.status();
     let text = resp.text().await.unwrap_or_default();
     println!("sent {} ({} bytes) to {}", args.event, body.len(), args.url);
     println!("HTTP {}", status);
     println!("{}", text.trim_end());
     Ok(status.is_success())
+}
+
+/// An error and its causes, outermost first: reqwest's own message ("error sending request")
+/// says nothing of why (refused, an unknown issuer, a name mismatch); its sources do.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }

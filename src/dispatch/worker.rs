@@ -250,6 +250,12 @@ impl Dispatcher {
         permit: OwnedSemaphorePermit,
     ) {
         let target = lane.target.name();
+        // Where the lease ends, near enough (it was taken just before): retrying a record
+        // stops well before, or another replica could send the delivery meanwhile.
+        let now_instant = tokio::time::Instant::now();
+        let record_by = now_instant
+            .checked_add(lane.lease.saturating_sub(LEASE_MARGIN / 2))
+            .unwrap_or(now_instant + LEASE_MARGIN);
         let attempt = claim.attempts + 1;
         let ev = &claim.event;
         let delivery_id = (ev.scheme == crate::verify::Scheme::Mlflow).then(|| ev.event_id.clone());
@@ -347,8 +353,10 @@ impl Dispatcher {
         };
         // Without its record the lease runs out and the delivery is sent again (at least once,
         // never lost), so a store that fails for a moment (a connection the database dropped,
-        // a disk being cleared) is given a few more tries first, all within the lease.
+        // a disk being cleared) is given a few more tries first, all within the lease. A retry
+        // of a record whose commit went through after all changes nothing (see the stores).
         let recorded = with_retries(
+            record_by,
             || self.store.record(record.clone(), now),
             |e| tracing::warn!(target, event_id = %ev.event_id, error = %e, "could not record the attempt; trying again"),
         )
@@ -361,9 +369,14 @@ impl Dispatcher {
     }
 }
 
-/// `op` until it succeeds, [`RECORD_TRIES`] times at most, pausing (doubling from
-/// [`RECORD_RETRY_FIRST`]) after each failure but the last, which is returned.
-async fn with_retries<F, Fut, E>(mut op: F, on_retry: impl Fn(&E)) -> Result<(), E>
+/// `op` until it succeeds, [`RECORD_TRIES`] times at most and never starting a try after
+/// `deadline`, pausing (doubling from [`RECORD_RETRY_FIRST`]) after each failure but the last,
+/// which is returned.
+async fn with_retries<F, Fut, E>(
+    deadline: tokio::time::Instant,
+    mut op: F,
+    on_retry: impl Fn(&E),
+) -> Result<(), E>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), E>>,
@@ -372,7 +385,7 @@ where
     let mut tried = 1;
     loop {
         match op().await {
-            Err(e) if tried < RECORD_TRIES => {
+            Err(e) if tried < RECORD_TRIES && tokio::time::Instant::now() + pause < deadline => {
                 on_retry(&e);
                 tokio::time::sleep(pause).await;
                 pause *= 2;
@@ -395,7 +408,8 @@ mod tests {
             if n < 2 { Err(n) } else { Ok(()) }
         };
         let started = tokio::time::Instant::now();
-        let r = with_retries(failing_twice, |_| {
+        let far = tokio::time::Instant::now() + LEASE_MARGIN;
+        let r = with_retries(far, failing_twice, |_| {
             retried.fetch_add(1, Ordering::Relaxed);
         })
         .await;
@@ -411,13 +425,21 @@ mod tests {
         calls.store(0, Ordering::Relaxed);
         let started = tokio::time::Instant::now();
         let always = || async { Err::<(), _>(calls.fetch_add(1, Ordering::Relaxed)) };
+        let far = tokio::time::Instant::now() + LEASE_MARGIN;
         assert_eq!(
-            with_retries(always, |_| {}).await,
+            with_retries(far, always, |_| {}).await,
             Err(RECORD_TRIES - 1),
             "the last error"
         );
         assert_eq!(calls.load(Ordering::Relaxed), RECORD_TRIES);
         assert!(started.elapsed() < LEASE_MARGIN, "{:?}", started.elapsed());
+
+        // No try starts past the deadline: here after the first pause (0.1 s) and before the
+        // second (0.2 s), so two tries.
+        calls.store(0, Ordering::Relaxed);
+        let soon = tokio::time::Instant::now() + RECORD_RETRY_FIRST * 2;
+        assert_eq!(with_retries(soon, always, |_| {}).await, Err(1));
+        assert_eq!(calls.load(Ordering::Relaxed), 2);
     }
 
     use std::collections::BTreeMap;

@@ -170,8 +170,26 @@ fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, ConfigError> 
 }
 
 fn parse_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, ConfigError> {
-    PrivateKeyDer::from_pem_slice(pem).map_err(|e| error("tls.key", pem_problem(e, "private key")))
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| {
+        // The parser skips sections it does not know, so an encrypted key reads as no key.
+        let encrypted = matches!(e, pem::Error::NoItemsFound)
+            && pem
+                .windows(ENCRYPTED_KEY.len())
+                .any(|w| w == ENCRYPTED_KEY.as_bytes());
+        if encrypted {
+            return error(
+                "tls.key",
+                "the private key is encrypted, which is not supported: decrypt it \
+                 (openssl pkey -in KEY -out KEY.plain) and keep the file readable by the \
+                 gateway only",
+            );
+        }
+        error("tls.key", pem_problem(e, "private key"))
+    })
 }
+
+/// The PEM label of a PKCS#8 key under a passphrase.
+const ENCRYPTED_KEY: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
 
 /// What went wrong reading a PEM file, without quoting it.
 fn pem_problem(e: pem::Error, what: &str) -> String {
@@ -323,6 +341,24 @@ mod tests {
                 "server.tls.cert: the file holds no PEM certificate",
                 "server.tls.key: the file holds no PEM private key",
             ]
+        );
+
+        // An encrypted key is named as such, not as "no key".
+        let dir = tempfile::tempdir().unwrap();
+        let encrypted = dir.path().join("encrypted.key");
+        std::fs::write(
+            &encrypted,
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIBvTBXBgkqhkiG9w0BBQ0wSjApBgkq\n-----END ENCRYPTED PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let got = errors(&TlsFiles {
+            key: encrypted,
+            ..files("server.pem", "server.key")
+        });
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].starts_with("server.tls.key: the private key is encrypted"),
+            "{got:?}"
         );
 
         let foreign = errors(&files("server.pem", "other.key"));

@@ -471,6 +471,15 @@ impl Store {
     }
 
     /// A cheap round trip, for `/readyz`.
+    /// Returns once every write queued before it has been through the store's writer: an
+    /// ingest whose caller went away meanwhile is committed (or failed) by then.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.flush().await,
+            Store::Postgres(s) => s.flush().await,
+        }
+    }
+
     /// For `serve`: the embedded store's file for this process alone (see
     /// [`SqliteStore::lock_for_serve`]); a shared store takes nothing, its replicas coordinate
     /// by leases.

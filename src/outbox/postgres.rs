@@ -120,7 +120,10 @@ const SCHEMA: &[&str] = &[
 ///   already stored returns no row, which is how the caller learns it was a duplicate.
 /// - `new_deliveries`: joined on `new_events`, so a duplicate gets none.
 /// - `finished`: a delivery that is no longer pending (another replica finished it after this
-///   one's lease expired) keeps its state; the attempt is still recorded as history.
+///   one's lease expired) keeps its state; the attempt is still recorded as history. Nor does a
+///   record undo a later attempt's (`attempts <=`): one sent again after a failure whose commit
+///   went through anyway changes nothing.
+/// - `recorded`: once per attempt (delivery, attempt number, start), however often it is sent.
 const BATCH_SQL: &str = "
 WITH new_events AS (
     INSERT INTO events (event_id, endpoint, scheme, name, model, body, received_at)
@@ -145,6 +148,7 @@ WITH new_events AS (
     FROM UNNEST($11::int8[], $12::text[], $13::int4[], $14::int8[], $15::text[], $16::int8[])
          AS r (id, status, attempts, next_attempt_at, last_error, updated_at)
     WHERE deliveries.id = r.id AND deliveries.status = 'pending'
+      AND deliveries.attempts <= r.attempts
 ), recorded AS (
     INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, status_code, result, reason)
     SELECT a.delivery_id, a.attempt, a.started_at, a.duration_ms, a.status_code, a.result, a.reason
@@ -152,6 +156,8 @@ WITH new_events AS (
                 $23::text[])
          AS a (delivery_id, attempt, started_at, duration_ms, status_code, result, reason)
     WHERE EXISTS (SELECT 1 FROM deliveries x WHERE x.id = a.delivery_id)
+      AND NOT EXISTS (SELECT 1 FROM attempts y WHERE y.delivery_id = a.delivery_id
+                      AND y.attempt = a.attempt AND y.started_at = a.started_at)
 )
 SELECT event_id FROM new_events";
 
@@ -203,6 +209,8 @@ const KNOWN_PARAMS: &[&str] = &[
 enum Op {
     Ingest(NewEvent, Reply<Ingested>),
     Record(AttemptRecord, i64, Reply<()>),
+    /// Answered once everything queued before it has been through the writer.
+    Barrier(Reply<()>),
 }
 
 #[derive(Clone)]
@@ -288,6 +296,11 @@ impl PostgresStore {
                 writer: Mutex::new(Some(writer)),
             }),
         })
+    }
+
+    /// Returns once every write queued before it has been through the writer.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.inner.queue.call(Op::Barrier).await
     }
 
     fn check_open(&self) -> Result<(), StoreError> {
@@ -676,54 +689,58 @@ async fn writer_loop(
     {
         if !batch.is_empty() {
             metrics.store_batch_size.observe(batch.len() as f64);
-            let (ingests, records) = split(batch.drain(..));
-            let mut result = run_on(&mut conn, &options, &ingests, &records).await;
-            // A connection the server closed while it sat idle (a terminated backend, a
-            // restart, a failover) fails the next batch before it runs: run it once more on a
-            // new one rather than answer 503 to a sender, and drop an attempt's result, for a
-            // healthy database.
-            if let Err(e) = &result
-                && never_ran(e)
-            {
-                tracing::warn!(error = %e, "the database closed the writer's connection; running the batch again on a new one");
-                if let Some(c) = conn.take() {
-                    drop(tokio::time::timeout(CONNECT_TIMEOUT, c.close()).await);
-                }
-                result = run_on(&mut conn, &options, &ingests, &records).await;
-            }
-            match result {
-                Ok(outcomes) => {
-                    for ((_, reply), outcome) in ingests.into_iter().zip(outcomes) {
-                        // A caller that stopped waiting (client gone) is not an error: the
-                        // event is committed.
-                        let _ = reply.send(Ok(outcome));
-                    }
-                    for (_, _, reply) in records {
-                        let _ = reply.send(Ok(()));
-                    }
-                }
-                Err(e) => {
-                    metrics.store_errors.inc();
-                    tracing::error!(
-                        error = %e,
-                        operations = ingests.len() + records.len(),
-                        "store transaction failed"
-                    );
-                    // The connection may be broken, or mid-statement after a timeout: start the
-                    // next batch on a fresh one.
+            let (ingests, records, barriers) = split(batch.drain(..));
+            if !ingests.is_empty() || !records.is_empty() {
+                let mut result = run_on(&mut conn, &options, &ingests, &records).await;
+                // A connection the server closed while it sat idle (a terminated backend, a
+                // restart, a failover) fails the next batch before it runs: run it once more on a
+                // new one rather than answer 503 to a sender, and drop an attempt's result, for a
+                // healthy database.
+                if let Err(e) = &result
+                    && never_ran(e)
+                {
+                    tracing::warn!(error = %e, "the database closed the writer's connection; running the batch again on a new one");
                     if let Some(c) = conn.take() {
                         drop(tokio::time::timeout(CONNECT_TIMEOUT, c.close()).await);
                     }
-                    let msg = e.to_string();
-                    let err = || StoreError::Transaction(msg.clone());
-                    for (_, reply) in ingests {
-                        let _ = reply.send(Err(err()));
+                    result = run_on(&mut conn, &options, &ingests, &records).await;
+                }
+                match result {
+                    Ok(outcomes) => {
+                        for ((_, reply), outcome) in ingests.into_iter().zip(outcomes) {
+                            // A caller that stopped waiting (client gone) is not an error: the
+                            // event is committed.
+                            let _ = reply.send(Ok(outcome));
+                        }
+                        for (_, _, reply) in records {
+                            let _ = reply.send(Ok(()));
+                        }
                     }
-                    for (_, _, reply) in records {
-                        let _ = reply.send(Err(err()));
+                    Err(e) => {
+                        metrics.store_errors.inc();
+                        tracing::error!(
+                            error = %e,
+                            operations = ingests.len() + records.len(),
+                            "store transaction failed"
+                        );
+                        // The connection may be broken, or mid-statement after a timeout: start the
+                        // next batch on a fresh one.
+                        if let Some(c) = conn.take() {
+                            drop(tokio::time::timeout(CONNECT_TIMEOUT, c.close()).await);
+                        }
+                        let msg = e.to_string();
+                        let err = || StoreError::Transaction(msg.clone());
+                        for (_, reply) in ingests {
+                            let _ = reply.send(Err(err()));
+                        }
+                        for (_, _, reply) in records {
+                            let _ = reply.send(Err(err()));
+                        }
                     }
                 }
             }
+            // Whatever came of the batch, it is over: nothing queued before them is in flight.
+            barriers.into_iter().for_each(|b| drop(b.send(Ok(()))));
         }
         if let Some(ack) = shutdown {
             rx.close();
@@ -772,16 +789,18 @@ fn never_ran(e: &StoreError) -> bool {
 type Ingests = Vec<(NewEvent, Reply<Ingested>)>;
 type Records = Vec<(AttemptRecord, i64, Reply<()>)>;
 
-fn split(ops: impl Iterator<Item = Op>) -> (Ingests, Records) {
+fn split(ops: impl Iterator<Item = Op>) -> (Ingests, Records, Vec<Reply<()>>) {
     let mut ingests = Vec::new();
     let mut records = Vec::new();
+    let mut barriers = Vec::new();
     for op in ops {
         match op {
             Op::Ingest(ev, r) => ingests.push((ev, r)),
             Op::Record(rec, now, r) => records.push((rec, now, r)),
+            Op::Barrier(r) => barriers.push(r),
         }
     }
-    (ingests, records)
+    (ingests, records, barriers)
 }
 
 /// The `BATCH_SQL` arrays for one batch, column by column.

@@ -289,3 +289,32 @@ pub async fn unconfigured_targets_become_dead_letters(s: &Store) {
         }]
     );
 }
+
+/// A record sent again (the first try failed, but its commit may have gone through) changes
+/// nothing: one attempt row, the state it set; and a late one never undoes a later attempt's.
+pub async fn a_record_sent_again_changes_nothing(s: &Store) {
+    s.ingest(event("again", 1_000, &["t"])).await.unwrap();
+    let claimed = s.claim("t", 1, 1_000, 60_000).await.unwrap();
+    let id = claimed[0].delivery_id;
+    let retry_at = |at: i64| AttemptResult::Retry {
+        next_attempt_at_ms: at,
+    };
+    let first = record(id, 1, retry_at(2_000));
+    s.record(first.clone(), 1_500).await.unwrap();
+    s.record(first.clone(), 1_500).await.unwrap();
+    let state = || async {
+        let (_, deliveries, attempts) = s.get_event("again").await.unwrap().unwrap();
+        let d = &deliveries[0];
+        (d.status, d.attempts, d.next_attempt_at_ms, attempts.len())
+    };
+    assert_eq!(state().await, (DeliveryStatus::Pending, 1, 2_000, 1));
+
+    // Attempt 2 is delivered; attempt 1's record arriving again after it changes nothing.
+    let claimed = s.claim("t", 1, 2_000, 60_000).await.unwrap();
+    assert_eq!(claimed[0].attempts, 1);
+    let mut second = record(id, 2, AttemptResult::Delivered);
+    second.started_at_ms = 2_000;
+    s.record(second, 2_100).await.unwrap();
+    s.record(first, 2_200).await.unwrap();
+    assert_eq!(state().await, (DeliveryStatus::Delivered, 2, 2_000, 2));
+}

@@ -559,6 +559,12 @@ impl SqliteStore {
         self.inner.queue.call(|reply| Op::Probe(now, reply)).await
     }
 
+    /// Returns once every write queued before it is committed (the writer's queue is FIFO).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let now = crate::app::now_ms();
+        self.inner.queue.call(|reply| Op::Probe(now, reply)).await
+    }
+
     /// Takes the database file for this process alone, for as long as the store is open (or
     /// [`SqliteStore::close`]): `serve` calls it before it releases the leases of a previous
     /// run, which would otherwise take over the deliveries of a gateway still running on the

@@ -510,10 +510,12 @@ fn load_event(tx: &Connection, row: i64) -> Result<Option<StoredEvent>, StoreErr
 fn record(tx: &Connection, rec: &AttemptRecord, now_ms: i64) -> Result<(), StoreError> {
     let (status, next_at) = rec.result.next_state();
     tx.prepare_cached(
+        // `attempts <= ?3`: a record sent again (its first commit may have gone through) never
+        // undoes a later attempt's.
         "UPDATE deliveries SET status = ?2, attempts = ?3,
              next_attempt_at = COALESCE(?4, next_attempt_at), lease_until = NULL,
              last_error = ?5, updated_at = ?6
-         WHERE id = ?1",
+         WHERE id = ?1 AND attempts <= ?3",
     )?
     .execute(params![
         rec.delivery_id,
@@ -524,8 +526,11 @@ fn record(tx: &Connection, rec: &AttemptRecord, now_ms: i64) -> Result<(), Store
         now_ms,
     ])?;
     tx.prepare_cached(
+        // Once per attempt, however often its record is sent.
         "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, status_code, result, reason)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+         WHERE NOT EXISTS (SELECT 1 FROM attempts
+                           WHERE delivery_id = ?1 AND attempt = ?2 AND started_at = ?3)",
     )?
     .execute(params![
         rec.delivery_id,
