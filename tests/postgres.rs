@@ -272,20 +272,17 @@ async fn outbox_api(schema: TestSchema) {
     assert!(store.get_event("nope").await.unwrap().is_none());
 
     // A late outcome for a delivery already finished (another replica took it over after this
-    // one's lease expired) is history, not a change of state.
-    store
-        .record(
-            attempt(
-                a_id,
-                2,
-                AttemptResult::Retry {
-                    next_attempt_at_ms: 9_000,
-                },
-            ),
-            8_200,
-        )
-        .await
-        .unwrap();
+    // one's lease expired: its own attempt, started at another time) is history, not a change
+    // of state.
+    let mut late = attempt(
+        a_id,
+        2,
+        AttemptResult::Retry {
+            next_attempt_at_ms: 9_000,
+        },
+    );
+    late.started_at_ms = 8_100;
+    store.record(late, 8_200).await.unwrap();
     let (_, deliveries, attempts) = store.get_event("ev-1").await.unwrap().unwrap();
     assert_eq!(deliveries[0].status, DeliveryStatus::Delivered);
     assert_eq!(attempts.len(), 4);
