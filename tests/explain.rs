@@ -159,3 +159,73 @@ to = ["relay"]
     );
     g.stop().await;
 }
+
+/// A request file is read as the gateway reads a request: the method as sent (methods are
+/// case-sensitive), the body from `body_base64` alone when there is no `body`, and a header
+/// value that is not a string refused by name rather than dropped.
+#[tokio::test]
+async fn request_files_are_read_as_the_gateway_reads_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &base_config(&dir.path().join("h.db"), ""));
+    let original: Value = serde_json::from_slice(
+        &std::fs::read(
+            fixtures()
+                .join("databricks")
+                .join("MODEL_VERSION_CREATED.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let explain = async |file: &Value| {
+        let path = dir.path().join("request.json");
+        std::fs::write(&path, serde_json::to_vec(file).unwrap()).unwrap();
+        let run = hookgate([
+            "explain".as_ref(),
+            "--json".as_ref(),
+            "--config".as_ref(),
+            cfg.as_os_str(),
+            path.as_os_str(),
+        ])
+        .await;
+        let json = serde_json::from_str::<Value>(&run.stdout).unwrap_or(Value::Null);
+        (run, json)
+    };
+
+    let (run, x) = explain(&original).await;
+    assert_eq!(
+        (run.code, &x["verdict"]),
+        (0, &"accepted".into()),
+        "{run:?}"
+    );
+
+    let mut lower = original.clone();
+    lower["method"] = "post".into();
+    let (_, x) = explain(&lower).await;
+    assert_eq!(x["status"], 405, "{x}");
+
+    let mut base64_only = original.clone();
+    let body = base64_only.as_object_mut().unwrap().remove("body").unwrap();
+    base64_only["body_base64"] = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .encode(body.as_str().unwrap())
+            .into()
+    };
+    let (run, x) = explain(&base64_only).await;
+    assert_eq!(
+        (run.code, &x["verdict"]),
+        (0, &"accepted".into()),
+        "{run:?}"
+    );
+
+    let mut number = original.clone();
+    number["headers"]["X-Databricks-Signature"] = 12345.into();
+    let (run, _) = explain(&number).await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("header X-Databricks-Signature: the value must be a string"),
+        "{}",
+        run.stderr
+    );
+}

@@ -245,7 +245,8 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<hyper::body::Incoming>) 
                     store_spec(h, spec);
                 }
                 h.public["last_updated_timestamp"] = json!(now);
-                return (200, json!({ "webhook": h.public }));
+                // The SDKs declare no answer body for an update.
+                return (200, json!({}));
             }
             ("DELETE", Some("/delete")) => {
                 let id = call.query.as_deref().and_then(|q| {
@@ -302,7 +303,11 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<hyper::body::Incoming>) 
     let resp = req.send().await.unwrap();
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
-    (200, json!({"status": status, "body": text}))
+    // The REST answer, as the SDKs' `TestRegistryWebhookResponse` has it.
+    (
+        200,
+        json!({"webhook": {"status_code": status, "body": text}}),
+    )
 }
 
 /// The test configuration: a Databricks endpoint with a secret (and an old one still accepted)

@@ -22,9 +22,16 @@ pub struct RequestFile {
     #[serde(default = "post")]
     pub method: String,
     pub path: String,
+    /// Header values are strings: a number would be a header no sender can send.
     #[serde(default)]
     pub headers: serde_json::Map<String, serde_json::Value>,
-    pub body: String,
+    /// The body as text, or ...
+    #[serde(default)]
+    pub body: Option<String>,
+    /// ... as base64: exactly the bytes, also ones that are not UTF-8. Read first when both
+    /// are given.
+    #[serde(default)]
+    pub body_base64: Option<String>,
 }
 
 fn post() -> String {
@@ -35,8 +42,29 @@ impl RequestFile {
     pub fn read(path: &Path) -> anyhow::Result<RequestFile> {
         let text = std::fs::read(path)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-        serde_json::from_slice(&text)
-            .map_err(|e| anyhow::anyhow!("{}: not a request file: {e}", path.display()))
+        let file: RequestFile = serde_json::from_slice(&text)
+            .map_err(|e| anyhow::anyhow!("{}: not a request file: {e}", path.display()))?;
+        file.body_bytes()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        if let Some((name, _)) = file.headers.iter().find(|(_, v)| !v.is_string()) {
+            anyhow::bail!(
+                "{}: header {name}: the value must be a string",
+                path.display()
+            );
+        }
+        Ok(file)
+    }
+
+    /// The body's bytes: `body_base64` decoded, or `body`.
+    pub fn body_bytes(&self) -> anyhow::Result<Vec<u8>> {
+        use base64::Engine as _;
+        match (&self.body_base64, &self.body) {
+            (Some(b64), _) => base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|e| anyhow::anyhow!("body_base64 is not base64: {e}")),
+            (None, Some(text)) => Ok(text.clone().into_bytes()),
+            (None, None) => anyhow::bail!("the request file has neither body nor body_base64"),
+        }
     }
 }
 
@@ -93,10 +121,14 @@ pub fn explain(
         return refused(None, 404, "unknown_path: no endpoint has this path");
     };
     let name = Some(ep.name.clone());
-    if !req.method.eq_ignore_ascii_case("POST") {
+    // Methods are case-sensitive (RFC 9110): the gateway answers `post` with 405 too.
+    if req.method != "POST" {
         return refused(name, 405, "method_not_allowed");
     }
-    if req.body.len() as u64 > config.server.max_body {
+    let Ok(body) = req.body_bytes() else {
+        return refused(name, 400, "no readable body in the request file");
+    };
+    if body.len() as u64 > config.server.max_body {
         return refused(name, 413, "body_too_large");
     }
     let mut headers = HeaderMap::new();
@@ -108,7 +140,7 @@ pub fn explain(
             headers.append(k, v);
         }
     }
-    let body = Bytes::from(req.body.clone().into_bytes());
+    let body = Bytes::from(body);
     let (event, identity) = match admit(ep.scheme, &ep.auth(), &headers, body, now_unix) {
         Ok(a) => a,
         Err(Refusal::Unverified(r)) => {

@@ -156,7 +156,7 @@ impl Databricks {
                 Some(&Value::Object(body)),
             )
             .await?;
-        Ok(webhook_of(&answer))
+        Ok(super::sender::updated(&answer, webhook_of))
     }
 
     /// `POST …/test`: Databricks fires the event and returns what the URL answered.
@@ -175,15 +175,17 @@ impl Databricks {
                 Some(&body),
             )
             .await?;
-        // The page's example answers `{"status": 200, "body": "OK"}`; the API reference names
-        // the field `status_code`. Either is read.
+        // The REST API answers `{"webhook": {"status_code": 200, "body": "OK"}}` (the SDKs'
+        // `TestRegistryWebhookResponse`); the page's example shows the Python client's value,
+        // `{"status": 200, "body": "OK"}`. Either is read.
+        let result = answer.get("webhook").unwrap_or(&answer);
         let status = ["status_code", "status"]
             .iter()
-            .find_map(|k| answer.get(*k).and_then(Value::as_u64))
+            .find_map(|k| result.get(*k).and_then(Value::as_u64))
             .and_then(|s| u16::try_from(s).ok());
         Ok(TestOutcome {
             status,
-            body: str_field(&answer, "body"),
+            body: str_field(result, "body"),
             error: None,
         })
     }

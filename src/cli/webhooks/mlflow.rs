@@ -181,7 +181,7 @@ impl Mlflow {
                 Some(&Value::Object(body)),
             )
             .await?;
-        Ok(webhook_of(&answer))
+        Ok(super::sender::updated(&answer, webhook_of))
     }
 
     /// MLflow sends its example payload for `event` (default: the webhook's first event) and

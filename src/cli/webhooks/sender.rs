@@ -135,3 +135,22 @@ impl Sender {
         }
     }
 }
+
+/// What an update answered, as a webhook: an API may answer `{}` (Databricks' reference has no
+/// answer body), and a status it did not send is unknown, not the ACTIVE a listing defaults to,
+/// so the caller says what it asked for instead.
+pub(super) fn updated(
+    answer: &serde_json::Value,
+    parse: impl Fn(&serde_json::Value) -> Webhook,
+) -> Webhook {
+    let mut w = parse(answer);
+    let sent = answer
+        .get("webhook")
+        .unwrap_or(answer)
+        .get("status")
+        .is_some();
+    if !sent {
+        w.status.clear();
+    }
+    w
+}
