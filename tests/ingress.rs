@@ -773,3 +773,46 @@ secrets = ["{DATABRICKS_SECRET}"]
     assert_eq!(count_rows(&g.db, "events").await, 1);
     g.stop().await;
 }
+
+/// An h2 connection may have only a few streams open (each may hold a body of up to
+/// `max_body` while it is read): the server's SETTINGS say how many, and hyper enforces it.
+#[tokio::test]
+async fn an_h2_connection_may_open_only_a_few_streams_at_once() {
+    const SETTINGS: u8 = 4;
+    const MAX_CONCURRENT_STREAMS: u16 = 3;
+    let g = Gateway::start("").await;
+    let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let settings = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let mut head = [0u8; 9];
+            s.read_exact(&mut head).await.unwrap();
+            let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+            let mut payload = vec![0u8; len];
+            s.read_exact(&mut payload).await.unwrap();
+            if head[3] == SETTINGS && head[4] & 1 == 0 {
+                return payload;
+            }
+        }
+    })
+    .await
+    .expect("the server's SETTINGS");
+    let advertised: Vec<(u16, u32)> = settings
+        .chunks(6)
+        .map(|c| {
+            (
+                u16::from_be_bytes([c[0], c[1]]),
+                u32::from_be_bytes([c[2], c[3], c[4], c[5]]),
+            )
+        })
+        .collect();
+    assert!(
+        advertised.contains(&(MAX_CONCURRENT_STREAMS, hookgate::ingress::H2_MAX_STREAMS)),
+        "{advertised:?}"
+    );
+    assert!(hookgate::ingress::H2_MAX_STREAMS <= 16);
+    drop(s);
+    g.stop().await;
+}

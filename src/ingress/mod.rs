@@ -67,6 +67,9 @@ pub struct ConnectionMetrics {
 /// that renews the certificate reaches every connection made after it.
 pub type TlsSource = Arc<dyn Fn() -> ServerTls + Send + Sync>;
 
+/// Streams one h2 connection may have open at once (see `serve`).
+pub const H2_MAX_STREAMS: u32 = 8;
+
 /// Serve `handler` on `listener` until `shutdown` resolves, then drain. With `tls`, every
 /// connection starts with a TLS handshake.
 pub async fn serve(
@@ -83,7 +86,14 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
+    // Each stream may hold a body of up to `max_body` while it is read: hyper's default of 200
+    // streams per connection would let one h2 connection pin 200 bodies, where an HTTP/1.1
+    // one holds one. Senders post one event at a time, so a few streams are plenty; memory is
+    // then bounded by `max_connections` x `H2_MAX_STREAMS` x `max_body`.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_MAX_STREAMS);
     let builder = Arc::new(builder);
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
