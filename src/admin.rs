@@ -5,14 +5,20 @@
 //! - `GET  /admin/events/{event_id}` (with deliveries and attempts)
 //! - `POST /admin/deliveries/{id}/replay`
 //! - `POST /admin/deliveries/replay?status=dead&target=`
+//!
+//! The probes and `/metrics` also answer `HEAD`. Path segments are percent-decoded after the
+//! path is split, so `x%2Fy` is the one segment `x/y`. A method a route does not take is a 405
+//! with `Allow`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::header::{ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
+use hyper::body::Body as _;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
@@ -53,19 +59,65 @@ fn json_response(status: StatusCode, v: serde_json::Value) -> Response<Full<Byte
     )
 }
 
-/// An admin API refusal: a status and a short message for the operator.
-struct ApiError(StatusCode, &'static str);
+/// An admin API refusal: a status, a short message for the operator and maybe a header
+/// (`Allow` on a 405, `WWW-Authenticate` on a 401).
+struct ApiError(StatusCode, &'static str, Option<(HeaderName, &'static str)>);
 
 impl ApiError {
     fn into_response(self) -> Response<Full<Bytes>> {
-        json_response(self.0, json!({ "error": self.1 }))
+        let mut r = json_response(self.0, json!({ "error": self.1 }));
+        if let Some((name, value)) = self.2 {
+            r.headers_mut()
+                .insert(name, HeaderValue::from_static(value));
+        }
+        r
     }
 }
 
 type ApiResult = Result<Response<Full<Bytes>>, ApiError>;
 
 fn error(status: StatusCode, msg: &'static str) -> ApiError {
-    ApiError(status, msg)
+    ApiError(status, msg, None)
+}
+
+/// A 405 naming the methods the route takes (RFC 9110, section 15.5.6).
+fn method_not_allowed(allow: &'static str) -> ApiError {
+    ApiError(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed",
+        Some((ALLOW, allow)),
+    )
+}
+
+/// The answer to a `HEAD`: the `GET` answer's status and headers, its length, no body. hyper
+/// drops the body of a `HEAD` answer over HTTP/1.1 but sends it over HTTP/2.
+fn without_body(r: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    let (mut parts, body) = r.into_parts();
+    if let Some(len) = body.size_hint().exact() {
+        parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    Response::from_parts(parts, Full::new(Bytes::new()))
+}
+
+/// The segments of an admin path after `/admin/`, each percent-decoded once split.
+fn segments(rest: &str) -> Result<Vec<Cow<'_, str>>, ApiError> {
+    rest.split('/')
+        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8())
+        .collect::<Result<_, _>>()
+        .map_err(|_| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "path segment is not UTF-8 once percent-decoded",
+            )
+        })
+}
+
+/// An admin API route, once the path is known.
+enum Route<'a> {
+    List,
+    Event(&'a str),
+    ReplayMany,
+    Replay(&'a str),
 }
 
 fn now_ms() -> i64 {
@@ -103,16 +155,30 @@ fn parse_query(q: Option<&str>) -> Query {
 impl Admin {
     pub async fn handle<B>(&self, req: Request<B>) -> Response<Full<Bytes>> {
         let path = req.uri().path().to_string();
-        match (req.method(), path.as_str()) {
-            (&Method::GET, "/healthz") => respond(StatusCode::OK, "text/plain", "ok\n"),
-            (&Method::GET, "/readyz") => self.readyz().await,
-            (&Method::GET, "/metrics") => self.metrics_page().await,
-            (_, p) if p.starts_with("/admin/") => {
+        let method = req.method().clone();
+        match path.as_str() {
+            "/healthz" | "/readyz" | "/metrics" => {
+                if method != Method::GET && method != Method::HEAD {
+                    return method_not_allowed("GET, HEAD").into_response();
+                }
+                let r = match path.as_str() {
+                    "/healthz" => respond(StatusCode::OK, "text/plain", "ok\n"),
+                    "/readyz" => self.readyz().await,
+                    _ => self.metrics_page().await,
+                };
+                if method == Method::HEAD {
+                    without_body(r)
+                } else {
+                    r
+                }
+            }
+            p if p.starts_with("/admin/") => {
                 if let Err(e) = self.authorize(&req) {
                     return e.into_response();
                 }
-                self.admin(req.method().clone(), &path, req.uri().query())
+                self.admin(method, &path, req.uri().query())
                     .await
+                    .unwrap_or_else(ApiError::into_response)
             }
             _ => error(StatusCode::NOT_FOUND, "not found").into_response(),
         }
@@ -177,46 +243,57 @@ impl Admin {
                 "admin API disabled: set [admin] token",
             ));
         };
-        let expected = format!("Bearer {}", token.expose());
         let given = req
             .headers()
             .get(AUTHORIZATION)
             .map(|v| v.as_bytes())
             .unwrap_or(b"");
-        if bool::from(given.ct_eq(expected.as_bytes())) {
+        // `Bearer <token>`: the scheme in any case (RFC 7235, section 2.1), the token compared
+        // in constant time.
+        let (scheme, rest) = given
+            .iter()
+            .position(|&b| b == b' ')
+            .map_or((given, &b""[..]), |i| given.split_at(i));
+        let presented = rest.trim_ascii_start();
+        let bearer = scheme.eq_ignore_ascii_case(b"Bearer") && !presented.is_empty();
+        if bearer && bool::from(presented.ct_eq(token.expose().as_bytes())) {
             Ok(())
         } else {
             tracing::warn!(path = %req.uri().path(), "admin request refused: bad or missing token");
-            Err(error(
+            Err(ApiError(
                 StatusCode::UNAUTHORIZED,
                 "bad or missing admin token",
+                Some((WWW_AUTHENTICATE, "Bearer")),
             ))
         }
     }
 
-    async fn admin(
-        &self,
-        method: Method,
-        path: &str,
-        query: Option<&str>,
-    ) -> Response<Full<Bytes>> {
+    async fn admin(&self, method: Method, path: &str, query: Option<&str>) -> ApiResult {
+        let segments = segments(path.trim_start_matches("/admin/"))?;
+        let segments: Vec<&str> = segments.iter().map(|s| s.as_ref()).collect();
+        let (route, allow) = match segments.as_slice() {
+            ["deliveries"] => (Route::List, "GET"),
+            ["events", id] => (Route::Event(id), "GET"),
+            ["deliveries", "replay"] => (Route::ReplayMany, "POST"),
+            ["deliveries", id, "replay"] => (Route::Replay(id), "POST"),
+            _ => return Err(error(StatusCode::NOT_FOUND, "not found")),
+        };
+        if method.as_str() != allow {
+            return Err(method_not_allowed(allow));
+        }
         let q = parse_query(query);
-        let segments: Vec<&str> = path.trim_start_matches("/admin/").split('/').collect();
-        let result = match (method, segments.as_slice()) {
-            (Method::GET, ["deliveries"]) => self.list(q).await,
-            (Method::GET, ["events", id]) => self.event(id).await,
-            (Method::POST, ["deliveries", "replay"]) => self.replay_many(q).await,
-            (Method::POST, ["deliveries", id, "replay"]) => match id.parse::<i64>() {
+        match route {
+            Route::List => self.list(q).await,
+            Route::Event(id) => self.event(id).await,
+            Route::ReplayMany => self.replay_many(q).await,
+            Route::Replay(id) => match id.parse::<i64>() {
                 Ok(id) => self.replay(ReplaySelector::Ids(vec![id])).await,
                 Err(_) => Err(error(
                     StatusCode::BAD_REQUEST,
                     "delivery id must be a number",
                 )),
             },
-            (Method::GET | Method::POST, _) => Err(error(StatusCode::NOT_FOUND, "not found")),
-            _ => Err(error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")),
-        };
-        result.unwrap_or_else(ApiError::into_response)
+        }
     }
 
     async fn list(&self, q: Query) -> ApiResult {

@@ -1345,6 +1345,7 @@ async fn the_admin_api_needs_its_token_and_is_off_without_one() {
             }
             let r = req.send().await.unwrap();
             assert_eq!(r.status(), 401, "{method} {path} with {auth:?}");
+            assert_eq!(r.headers()["www-authenticate"], "Bearer");
         }
     }
     // Nothing was replayed by the refused calls.
@@ -1387,6 +1388,146 @@ async fn the_admin_api_needs_its_token_and_is_off_without_one() {
         assert_eq!(r.status(), 200);
         g.stop().await;
     }
+}
+
+/// Percent-encoded path segments are decoded once the path is split: `%2F` stays inside its
+/// segment, and a segment that is not UTF-8 once decoded is a 400.
+#[tokio::test]
+async fn the_admin_api_decodes_path_segments() {
+    let fake = FakeTarget::start().await;
+    fake.default_answer(Answer::status(400));
+    let g = Gateway::start(&format!(
+        "{FAST_RETRY}{}",
+        http_target("t", &fake.url("/x"))
+    ))
+    .await;
+    let body = r#"{"entity": "model_version_alias", "action": "created", "timestamp": "2026-11-25T14:32:45.203614+00:00", "data": {"name": "gateway-demo-model", "alias": "challenger", "version": "2"}}"#;
+    let spaced = accepted_id(post_mlflow(&g, "a b", body).await);
+    let (s, e) = g
+        .admin_get(&format!("/admin/events/{}", spaced.replace(' ', "%20")))
+        .await;
+    assert_eq!(s, 200, "{e}");
+    assert_eq!(e["event"]["event_id"], spaced.as_str(), "{e}");
+
+    let id = accepted_id(
+        g.send_vector(&vector("databricks", "MODEL_VERSION_CREATED.json"))
+            .await,
+    );
+    let encoded: String = id.bytes().map(|b| format!("%{b:02x}")).collect();
+    let (s, e) = g.admin_get(&format!("/admin/events/{encoded}")).await;
+    assert_eq!(s, 200, "{e}");
+    assert_eq!(e["event"]["event_id"], id.as_str(), "{e}");
+
+    // `x%2Fy` is the one segment `x/y`: an event id, not a longer path.
+    let (s, e) = g.admin_get("/admin/events/x%2Fy").await;
+    assert_eq!((s, &e["error"]), (404, &json!("no such event")), "{e}");
+    let (s, e) = g.admin_get("/admin/events/%FF").await;
+    assert_eq!(s, 400, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("UTF-8"), "{e}");
+
+    let e = wait_delivery(&g, &id, "t", "dead", 1).await;
+    let delivery_id = delivery(&e, "t")["id"].as_i64().unwrap();
+    let encoded: String = delivery_id
+        .to_string()
+        .bytes()
+        .map(|b| format!("%{b:02X}"))
+        .collect();
+    let (s, r) = g
+        .admin_post(&format!("/admin/deliveries/{encoded}/replay"))
+        .await;
+    assert_eq!((s, &r["replayed"]), (200, &json!(1)), "{r}");
+    g.stop().await;
+}
+
+/// A method a route does not take is a 405 naming the ones it does; the probes and `/metrics`
+/// answer `HEAD` as `GET` without the body, over HTTP/1.1 and HTTP/2.
+#[tokio::test]
+async fn admin_routes_name_their_methods_and_the_probes_answer_head() {
+    let g = Gateway::start("").await;
+    let c = client();
+    for (method, path, allow) in [
+        ("DELETE", "/admin/deliveries", "GET"),
+        ("POST", "/admin/deliveries", "GET"),
+        ("POST", "/admin/events/x", "GET"),
+        ("GET", "/admin/deliveries/replay", "POST"),
+        ("PUT", "/admin/deliveries/1/replay", "POST"),
+        ("POST", "/healthz", "GET, HEAD"),
+        ("PUT", "/readyz", "GET, HEAD"),
+        ("DELETE", "/metrics", "GET, HEAD"),
+    ] {
+        let r = c
+            .request(method.parse().unwrap(), g.admin_url(path))
+            .bearer_auth("admin-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 405, "{method} {path}");
+        assert_eq!(r.headers()["allow"], allow, "{method} {path}");
+    }
+    let (s, _) = g.admin_post("/admin/nothing").await;
+    assert_eq!(s, 404);
+
+    let h2 = client_for_test_ca()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    for (c, version) in [
+        (&c, reqwest::Version::HTTP_11),
+        (&h2, reqwest::Version::HTTP_2),
+    ] {
+        for path in ["/healthz", "/readyz", "/metrics"] {
+            let get = c.get(g.admin_url(path)).send().await.unwrap();
+            assert_eq!(get.status(), 200, "GET {path}");
+            let get_len = get.bytes().await.unwrap().len();
+            let r = c.head(g.admin_url(path)).send().await.unwrap();
+            assert_eq!(
+                (r.status().as_u16(), r.version()),
+                (200, version),
+                "HEAD {path}"
+            );
+            let len: usize = r.headers()["content-length"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            if path == "/metrics" {
+                assert!(len > 0, "HEAD {path}");
+            } else {
+                assert_eq!(len, get_len, "HEAD {path}");
+            }
+            assert!(r.bytes().await.unwrap().is_empty(), "HEAD {path}");
+        }
+    }
+    g.stop().await;
+}
+
+/// The `Bearer` scheme is matched in any case (RFC 7235); the token still exactly.
+#[tokio::test]
+async fn the_admin_token_scheme_is_case_insensitive() {
+    let g = Gateway::start("").await;
+    let c = client();
+    for (auth, status) in [
+        ("bearer admin-token", 200),
+        ("BEARER admin-token", 200),
+        ("bEaReR  admin-token", 200),
+        ("bearer Admin-token", 401),
+        ("bearer", 401),
+        ("bearer ", 401),
+        ("bearer admin-token-and-more", 401),
+        ("Beareradmin-token", 401),
+    ] {
+        let r = c
+            .get(g.admin_url("/admin/deliveries"))
+            .header("Authorization", auth)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{auth:?}");
+        if status == 401 {
+            assert_eq!(r.headers()["www-authenticate"], "Bearer", "{auth:?}");
+        }
+    }
+    g.stop().await;
 }
 
 #[tokio::test]
