@@ -129,6 +129,44 @@ kind = "log"
     );
 }
 
+/// A configuration in `dir` with one Databricks endpoint and the store at `url`.
+fn with_store(dir: &Path, url: &str) -> std::path::PathBuf {
+    write_config(
+        dir,
+        &format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+
+[store]
+url = "{url}"
+
+[[endpoints]]
+name = "registry"
+path = "/hooks/registry"
+scheme = "databricks"
+secrets = ["s"]
+"#
+        ),
+    )
+}
+
+/// `serve` on `cfg`, run to completion: it listens first, then cannot open its store and
+/// exits. What it printed.
+async fn serve_until_exit(dir: &Path, cfg: &Path) -> Run {
+    common::serve::run(
+        [
+            std::ffi::OsStr::new("serve"),
+            "--config".as_ref(),
+            cfg.as_os_str(),
+        ],
+        &[],
+        dir,
+    )
+    .await
+}
+
 /// A PostgreSQL URL whose `sslmode` needs TLS (which this build lacks) is refused by `check`
 /// as by `serve`: at its key path, once, without the password, and without connecting.
 #[tokio::test]
@@ -143,24 +181,9 @@ async fn check_refuses_a_postgres_url_that_serve_would_refuse_without_connecting
     let port = db.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
     let with_url = |query: &str| {
-        write_config(
+        with_store(
             dir.path(),
-            &format!(
-                r#"
-[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-
-[store]
-url = "postgres://hookgate:{PASSWORD}@127.0.0.1:{port}/hookgate{query}"
-
-[[endpoints]]
-name = "registry"
-path = "/hooks/registry"
-scheme = "databricks"
-secrets = ["s"]
-"#
-            ),
+            &format!("postgres://hookgate:{PASSWORD}@127.0.0.1:{port}/hookgate{query}"),
         )
     };
     let cfg = with_url("?sslmode=require");
@@ -234,37 +257,8 @@ secrets = ["s"]
 async fn serve_prints_a_store_error_once() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-dir").join("hookgate.db");
-    let cfg = write_config(
-        dir.path(),
-        &format!(
-            r#"
-[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-
-[store]
-url = "sqlite://{}"
-
-[[endpoints]]
-name = "registry"
-path = "/hooks/registry"
-scheme = "databricks"
-secrets = ["s"]
-"#,
-            missing.display()
-        ),
-    );
-    // It listens first, then opens the store and exits: run to completion.
-    let out = common::serve::run(
-        [
-            std::ffi::OsStr::new("serve"),
-            "--config".as_ref(),
-            cfg.as_os_str(),
-        ],
-        &[],
-        dir.path(),
-    )
-    .await;
+    let cfg = with_store(dir.path(), &format!("sqlite://{}", missing.display()));
+    let out = serve_until_exit(dir.path(), &cfg).await;
     assert_eq!(out.code, 2, "{out:?}");
     let error = out
         .stderr
@@ -288,35 +282,9 @@ secrets = ["s"]
 async fn serve_names_why_it_could_not_reach_postgresql() {
     let dir = tempfile::tempdir().unwrap();
     let port = common::delivery::closed_port();
-    let cfg = write_config(
-        dir.path(),
-        &format!(
-            r#"
-[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-
-[store]
-url = "postgres://hookgate@127.0.0.1:{port}/hookgate?sslmode=disable"
-
-[[endpoints]]
-name = "registry"
-path = "/hooks/registry"
-scheme = "databricks"
-secrets = ["s"]
-"#
-        ),
-    );
-    let out = common::serve::run(
-        [
-            std::ffi::OsStr::new("serve"),
-            "--config".as_ref(),
-            cfg.as_os_str(),
-        ],
-        &[],
-        dir.path(),
-    )
-    .await;
+    let url = format!("postgres://hookgate@127.0.0.1:{port}/hookgate?sslmode=disable");
+    let cfg = with_store(dir.path(), &url);
+    let out = serve_until_exit(dir.path(), &cfg).await;
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("refused"), "{}", out.stderr);
     assert!(!out.stderr.contains("pool timed out"), "{}", out.stderr);

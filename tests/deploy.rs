@@ -177,15 +177,7 @@ async fn post_databricks(g: &Served, secret: &str, version: u32) -> (u16, Value)
     let body = format!(
         r#"{{"event":"MODEL_VERSION_CREATED","webhook_id":"w","event_timestamp":1,"model_name":"deployed","version":"{version}"}}"#
     );
-    let sig = hookgate::verify::databricks::sign(secret.as_bytes(), body.as_bytes());
-    let r = client()
-        .post(g.url("/hooks/databricks"))
-        .header("X-Databricks-Signature", sig)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
+    post_databricks_to(&g.url("/hooks/databricks"), secret, &body).await
 }
 
 /// SIGTERM: the gateway drains and exits 0.

@@ -56,15 +56,12 @@ fn store_and_config() -> (tempfile::TempDir, PathBuf, PathBuf) {
 }
 
 async fn post(addr: SocketAddr, body: &str) -> (u16, serde_json::Value) {
-    let sig = hookgate::verify::databricks::sign(DATABRICKS_SECRET.as_bytes(), body.as_bytes());
-    let r = client()
-        .post(format!("http://{addr}/hooks/databricks"))
-        .header("X-Databricks-Signature", sig)
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
+    post_databricks_to(
+        &format!("http://{addr}/hooks/databricks"),
+        DATABRICKS_SECRET,
+        body,
+    )
+    .await
 }
 
 #[tokio::test]

@@ -99,20 +99,9 @@ async fn open(schema: &TestSchema) -> Store {
         .unwrap_or_else(|e| panic!("open the store on {}: {e}", schema.name))
 }
 
+/// [`common::outbox::event`], with the arguments in this file's order.
 fn event(id: &str, targets: &[&str], at: i64) -> NewEvent {
-    NewEvent {
-        endpoint: "databricks".into(),
-        event_id: id.into(),
-        key_time_ms: 0,
-        scheme: Scheme::Databricks,
-        name: "MODEL_VERSION_CREATED".into(),
-        model: Some("fraud-detector".into()),
-        body: Bytes::from(format!(
-            r#"{{"event":"MODEL_VERSION_CREATED","id":"{id}"}}"#
-        )),
-        received_at_ms: at,
-        targets: targets.iter().map(|t| t.to_string()).collect(),
-    }
+    common::outbox::event(id, at, targets)
 }
 
 fn attempt(delivery_id: i64, attempt: u32, result: AttemptResult) -> AttemptRecord {
@@ -135,9 +124,7 @@ fn attempt(delivery_id: i64, attempt: u32, result: AttemptResult) -> AttemptReco
     }
 }
 
-fn names(targets: &[&str]) -> Vec<String> {
-    targets.iter().map(|t| t.to_string()).collect()
-}
+use common::outbox::targets as names;
 
 /// Every call of the outbox API, in the order a delivery's life uses them.
 async fn outbox_api(schema: TestSchema) {

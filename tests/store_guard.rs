@@ -4,7 +4,7 @@
 mod common;
 
 use std::ffi::OsStr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::delivery::hookgate;
 use common::serve::Served;
@@ -21,15 +21,7 @@ async fn serve(dir: &Path, db: &Path) -> Result<Served, common::delivery::Run> {
 async fn post(served: &Served, model: &str) -> (u16, Value) {
     let body =
         format!(r#"{{"event":"MODEL_VERSION_CREATED","model_name":"{model}","version":"1"}}"#);
-    let sig = hookgate::verify::databricks::sign(DATABRICKS_SECRET.as_bytes(), body.as_bytes());
-    let r = client()
-        .post(served.url("/hooks/databricks"))
-        .header("X-Databricks-Signature", sig)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
+    post_databricks_to(&served.url("/hooks/databricks"), DATABRICKS_SECRET, &body).await
 }
 
 async fn readyz(served: &Served) -> (u16, String) {
@@ -39,6 +31,18 @@ async fn readyz(served: &Served) -> (u16, String) {
         .await
         .unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// A gateway on a fresh store that has taken one event and says it is ready: the directory
+/// (kept for the test's length), the store file and the gateway.
+async fn serving_and_ready() -> (tempfile::TempDir, PathBuf, Served) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hookgate.db");
+    let served = serve(dir.path(), &db).await.expect("starts");
+    let (s, answer) = post(&served, "before").await;
+    assert_eq!(s, 200, "{answer}");
+    assert_eq!(readyz(&served).await.0, 200);
+    (dir, db, served)
 }
 
 #[tokio::test]
@@ -84,12 +88,7 @@ async fn a_second_gateway_on_the_same_file_refuses_to_start() {
 
 #[tokio::test]
 async fn no_200_once_the_database_file_is_gone_and_no_silent_fresh_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("hookgate.db");
-    let served = serve(dir.path(), &db).await.expect("starts");
-    let (s, answer) = post(&served, "before").await;
-    assert_eq!(s, 200, "{answer}");
-    assert_eq!(readyz(&served).await.0, 200);
+    let (dir, db, served) = serving_and_ready().await;
 
     // Someone removes the file: what is written now reaches no file a restart would open.
     std::fs::remove_file(&db).unwrap();
@@ -124,12 +123,7 @@ async fn no_200_once_the_database_file_is_gone_and_no_silent_fresh_start() {
 
 #[tokio::test]
 async fn readyz_turns_503_while_the_store_cannot_commit() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("hookgate.db");
-    let served = serve(dir.path(), &db).await.expect("starts");
-    let (s, answer) = post(&served, "before").await;
-    assert_eq!(s, 200, "{answer}");
-    assert_eq!(readyz(&served).await.0, 200);
+    let (_dir, db, served) = serving_and_ready().await;
 
     // Without its WAL file no commit can be made durable: every event gets 503, and a load
     // balancer should hear it from /readyz too, not only the senders.

@@ -136,6 +136,20 @@ pub fn client() -> reqwest::Client {
     client_for_test_ca().build().unwrap()
 }
 
+/// Post a Databricks `body` to `url` signed with `secret`, as a sender would: the status and
+/// the JSON answer.
+pub async fn post_databricks_to(url: &str, secret: &str, body: &str) -> (u16, Value) {
+    let sig = hookgate::verify::databricks::sign(secret.as_bytes(), body.as_bytes());
+    let r = client()
+        .post(url)
+        .header("X-Databricks-Signature", sig)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
 /// A file of `tests/fixtures/tls` (see its `make.sh`).
 pub fn tls_fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
