@@ -207,6 +207,12 @@ async fn a_delivery_in_flight_during_the_reload_becomes_dead_when_its_attempt_en
         (&attempts[0]["status_code"], &attempts[0]["result"]),
         (&serde_json::json!(503), &serde_json::json!("retry"))
     );
+    // The counter goes up once the store has answered, a moment after the row is dead.
+    g.wait_metric(
+        r#"hookgate_deliveries_total{outcome="dead",target="h"}"#,
+        1.0,
+    )
+    .await;
     assert_eq!(dead_metrics(&g, "h").await, (Some(1.0), Some(1.0)));
     assert_eq!(fake.requests().len(), 1);
 }
